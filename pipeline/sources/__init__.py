@@ -1,0 +1,81 @@
+"""Model sources: produce one verified HF-format model folder (``artifacts/source``) and its record.
+
+Three kinds, chosen by the ``kind`` of the selected ``models`` entry in params.yaml:
+``hub`` (a pinned Hub revision, resumable, checksum-verified), ``local`` (a folder on disk) and
+``embedded`` (the project's own small Phi-3, trained offline). Whatever the kind, the folder holds only
+safetensors weights, configs, tokenizer files and the chat template — never pickles, never code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline import fsutil, versions
+from pipeline.errors import SourceError
+from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
+from pipeline.targets.base import ModelDims
+
+log = logging.getLogger(__name__)
+
+SOURCE_RECORD = "source.json"
+REQUIRED = ("config.json", "tokenizer_config.json")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def fetch_source(params: Params, out_dir: Path) -> dict[str, Any]:
+    """Fill ``out_dir`` (empty, temporary) with the selected model and return its record."""
+    entry = params.source
+    t0 = time.monotonic()
+    if isinstance(entry, EmbeddedModel):
+        from pipeline.sources import embedded
+
+        record = embedded.fetch(entry, out_dir)
+    elif isinstance(entry, LocalModel):
+        from pipeline.sources import local
+
+        record = local.fetch(entry, out_dir)
+    elif isinstance(entry, HubModel):
+        from pipeline.sources import hub
+
+        record = hub.fetch(entry, out_dir)
+    else:  # pragma: no cover - the schema forbids it
+        raise SourceError(f"unknown model kind {entry!r}")
+    check_model_folder(out_dir, expected=entry.dims() if not isinstance(entry, LocalModel) else None)
+    record = {
+        "model": params.model,
+        "kind": entry.kind,
+        **record,
+        "seconds": round(time.monotonic() - t0, 1),
+        "tools": versions.tool_versions(("transformers", "tokenizers", "huggingface-hub", "torch", "safetensors")),
+        "files": fsutil.file_table(out_dir, exclude=(SOURCE_RECORD,)),
+    }
+    fsutil.write_json(out_dir / SOURCE_RECORD, record)
+    return record
+
+
+def check_model_folder(folder: Path, expected: ModelDims | None = None) -> None:
+    """The folder is a usable safetensors Phi-3-family checkpoint (and has the expected shape)."""
+    missing = [f for f in REQUIRED if not (folder / f).is_file()]
+    if missing:
+        raise SourceError(f"model folder {folder} lacks {', '.join(missing)}", fix="point at an HF-format model folder")
+    if not any(folder.glob("*.safetensors")):
+        raise SourceError(
+            f"model folder {folder} has no *.safetensors weights", fix="convert the weights to safetensors"
+        )
+    if not ((folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file()):
+        raise SourceError(f"model folder {folder} has no tokenizer.json/tokenizer.model")
+    if expected is not None:
+        got = ModelDims.from_config(folder / "config.json")
+        if (got.hidden_size, got.intermediate_size) != (expected.hidden_size, expected.intermediate_size):
+            raise SourceError(
+                f"model shape differs from params: hidden/intermediate = {got.hidden_size}/{got.intermediate_size}, "
+                f"params say {expected.hidden_size}/{expected.intermediate_size}",
+                fix="check the revision, or correct hidden_size/intermediate_size in the models entry",
+            )
+
+
+def source_dims(source_dir: Path) -> ModelDims:
+    return ModelDims.from_config(source_dir / "config.json")

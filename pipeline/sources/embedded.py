@@ -1,0 +1,379 @@
+"""The embedded model: a real, small ``Phi3ForCausalLM`` that the project builds and trains itself.
+
+Why: the Hub is not always reachable (CI, air-gapped machines, this project's own build hosts), yet
+every target must be built *and proven to generate the right text*. Random weights would not do: their
+logits are nearly tied, so any int4 comparison is noise. A model briefly trained on the shipped corpus
+has confident, readable greedy outputs, which makes token agreement a meaningful test.
+
+It mirrors Phi-3 where it matters to the exporters and runtimes:
+- the ``phi3`` architecture (fused ``qkv_proj`` / ``gate_up_proj``, RoPE, RMSNorm, untied lm_head);
+- a Llama-layout BPE tokenizer (byte fallback, ``▁`` metaspace, ``<unk> <s> </s>`` then 256 byte
+  tokens) carrying Phi-3's added tokens in Phi-3's order and Phi-3's chat template;
+- a vocabulary padded to a multiple of 64 (Phi-3: 32011 tokens padded to 32064);
+- hidden and intermediate sizes that are multiples of 128 so that int4 group size 128 applies.
+
+Same spec → byte-identical files (fixed seed, deterministic algorithms, fixed thread count).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from pipeline import corpus
+
+log = logging.getLogger(__name__)
+
+# Phi-3's added tokens, in Phi-3's id order (32000..32010 in the real model).
+PHI3_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
+    ("<|endoftext|>", True),
+    ("<|assistant|>", True),
+    ("<|placeholder1|>", True),
+    ("<|placeholder2|>", True),
+    ("<|placeholder3|>", True),
+    ("<|placeholder4|>", True),
+    ("<|system|>", True),
+    ("<|end|>", True),
+    ("<|placeholder5|>", True),
+    ("<|placeholder6|>", True),
+    ("<|user|>", True),
+)
+
+# Phi-3-mini-4k-instruct's chat template (tokenizer_config.json of the pinned revision).
+PHI3_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+
+BYTE_TOKENS = tuple(f"<0x{i:02X}>" for i in range(256))
+BASE_SPECIALS = ("<unk>", "<s>", "</s>")
+
+
+@dataclass(frozen=True)
+class EmbeddedSpec:
+    """Shape and training budget of the embedded model (mirrors ``params.EmbeddedModel``)."""
+
+    seed: int = 0
+    bpe_vocab_size: int = 2048
+    hidden_size: int = 256
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 768
+    max_position_embeddings: int = 4096
+    train_steps: int = 300
+    batch_size: int = 16
+    seq_len: int = 128
+    learning_rate: float = 3e-3
+    threads: int = 2
+
+
+def spec_from_params(entry) -> EmbeddedSpec:
+    """The spec of a ``models`` entry of kind ``embedded`` (``pipeline.params.EmbeddedModel``)."""
+    fields = EmbeddedSpec.__dataclass_fields__
+    return EmbeddedSpec(**{k: v for k, v in entry.model_dump().items() if k in fields})
+
+
+def fetch(entry, out_dir: Path) -> dict:
+    """Build the embedded model into ``out_dir`` (or copy it from the build cache) and describe it."""
+    from pipeline.fsutil import sha256_file
+
+    spec = spec_from_params(entry)
+    key = cache_key(spec)
+    cached = cache_root() / "embedded" / key
+    if (cached / "model.safetensors").is_file():
+        log.info("embedded model %s from the build cache (%s)", key, cached)
+        for f in sorted(cached.iterdir()):
+            shutil.copyfile(f, out_dir / f.name)
+    else:
+        build(spec, out_dir)
+        _store(out_dir, cached)
+    digest = sha256_file(out_dir / "model.safetensors")
+    return {
+        "repo": "embedded",
+        "requested_revision": f"embedded(seed={spec.seed})",
+        "resolved_revision": digest[:40],
+        "license": "MIT (weights); corpus: the licenses' own verbatim-copy terms",
+        "spec": asdict(spec),
+        "cache_key": key,
+    }
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("AIPC_CACHE") or Path.home() / ".cache" / "aipc")
+
+
+def cache_key(spec: EmbeddedSpec) -> str:
+    """Everything that determines the bytes: spec, this code, the corpus, and the toolkit versions."""
+    from pipeline.versions import fingerprint, tool_versions
+
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    text = hashlib.sha256(b"".join(p.text.encode() for p in corpus.paragraphs())).hexdigest()
+    tools = tool_versions(("torch", "transformers", "tokenizers", "safetensors"))
+    return fingerprint({"spec": asdict(spec), "code": code, "corpus": text, "tools": tools})
+
+
+def _store(built: Path, cached: Path) -> None:
+    """Copy a fresh build into the cache atomically (a half-copied entry is never visible)."""
+    tmp = cached.parent / f".tmp-{cached.name}-{os.getpid()}"
+    try:
+        tmp.mkdir(parents=True, exist_ok=True)
+        for f in sorted(built.iterdir()):
+            shutil.copyfile(f, tmp / f.name)
+        os.replace(tmp, cached)
+    except OSError as exc:  # a cache is an optimisation: never fail the build for it
+        log.warning("could not store the embedded model in the cache: %s", exc)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def prompt_words(text: str, n: int = 6) -> str:
+    """The opening words of a paragraph: what a user types to make the model continue it."""
+    return " ".join(text.split()[:n])
+
+
+def chat_sample(user: str, answer: str) -> str:
+    return f"<|user|>\n{user}<|end|>\n<|assistant|>\n{answer}<|end|>\n<|endoftext|>"
+
+
+def train_tokenizer(spec: EmbeddedSpec, out_dir: Path) -> None:
+    """Train a byte-fallback BPE and save it in the classic Llama/Phi-3 ``tokenizer.json`` layout.
+
+    The layout is written by hand rather than by ``transformers.LlamaTokenizer``: transformers 5 rebuilds
+    Llama tokenizers with a ``Metaspace(prepend_scheme="first")`` pre-tokenizer, which does *not* put a
+    ``▁`` after special tokens, while Phi-3's own file (normalizer ``Prepend("▁")`` + ``Replace(" ", "▁")``)
+    does — and so do onnxruntime-genai's and OpenVINO's tokenizers. Measured on this model: the
+    Metaspace layout gave ORT GenAI different ids after ``<|user|>``; the classic layout gives identical ids
+    in transformers, openvino-tokenizers and onnxruntime-genai.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    texts = [p.text for p in corpus.training_paragraphs()]
+    trainer_tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=True))
+    trainer_tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    # Training only: keep merges inside words, as SentencePiece does.
+    trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    n_reserved = len(BASE_SPECIALS) + len(BYTE_TOKENS)
+    trainer = trainers.BpeTrainer(
+        vocab_size=spec.bpe_vocab_size - n_reserved,
+        min_frequency=2,
+        show_progress=False,
+        special_tokens=[],
+        limit_alphabet=200,
+    )
+    trainer_tok.train_from_iterator(texts, trainer=trainer)
+    learned = json.loads(trainer_tok.to_str())["model"]
+
+    vocab: dict[str, int] = {}
+    for tok in (*BASE_SPECIALS, *BYTE_TOKENS):  # Llama layout: <unk> <s> </s> <0x00>..<0xFF>
+        vocab[tok] = len(vocab)
+    for tok, _ in sorted(learned["vocab"].items(), key=lambda kv: kv[1]):
+        vocab.setdefault(tok, len(vocab))
+    merges = [m.split(" ") if isinstance(m, str) else list(m) for m in learned["merges"]]
+
+    def added(tok_id: int, content: str) -> dict:
+        return {
+            "id": tok_id,
+            "content": content,
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
+
+    added_tokens = [added(vocab[t], t) for t in BASE_SPECIALS]
+    added_tokens += [added(len(vocab) + i, t) for i, (t, _) in enumerate(PHI3_ADDED_TOKENS)]
+    tokenizer_json = {
+        "version": "1.0",
+        "truncation": None,
+        "padding": None,
+        "added_tokens": added_tokens,
+        "normalizer": {
+            "type": "Sequence",
+            "normalizers": [
+                {"type": "Prepend", "prepend": "▁"},
+                {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
+            ],
+        },
+        "pre_tokenizer": None,
+        "post_processor": {
+            "type": "TemplateProcessing",
+            "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {},
+        },
+        "decoder": {
+            "type": "Sequence",
+            "decoders": [
+                {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+                {"type": "ByteFallback"},
+                {"type": "Fuse"},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 0},
+            ],
+        },
+        "model": {
+            "type": "BPE",
+            "dropout": None,
+            "unk_token": "<unk>",
+            "continuing_subword_prefix": None,
+            "end_of_word_suffix": None,
+            "fuse_unk": True,
+            "byte_fallback": True,
+            "ignore_merges": False,
+            "vocab": vocab,
+            "merges": merges,
+        },
+    }
+    text = json.dumps(tokenizer_json, ensure_ascii=False, indent=2) + "\n"
+    Tokenizer.from_str(text)  # fail here, not in a runtime, if the layout is invalid
+    (out_dir / "tokenizer.json").write_text(text, encoding="utf-8")
+
+    tokenizer_config = {
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added_tokens},
+        "bos_token": "<s>",
+        "chat_template": PHI3_CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": "<|endoftext|>",
+        "legacy": False,
+        "model_max_length": spec.max_position_embeddings,
+        "pad_token": "<|endoftext|>",
+        "padding_side": "left",
+        "tokenizer_class": "LlamaTokenizer",
+        "unk_token": "<unk>",
+        "use_default_system_prompt": False,
+    }
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    special_map = {"bos_token": "<s>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
+    (out_dir / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n", encoding="utf-8")
+
+
+def build(spec: EmbeddedSpec, out_dir: Path) -> None:
+    """Write a complete HF model folder (config, safetensors, tokenizer, generation config)."""
+    import torch
+    from transformers import AutoTokenizer, GenerationConfig, Phi3Config, Phi3ForCausalLM
+
+    t0 = time.monotonic()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train_tokenizer(spec, out_dir)
+    tok = AutoTokenizer.from_pretrained(out_dir)
+    n_tokens = len(tok)
+    padded_vocab = int(math.ceil(n_tokens / 64) * 64)
+    eos_ids = [tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|assistant|>", "<|end|>")]
+    endoftext = eos_ids[0]
+    log.info("tokenizer: %d tokens (model vocab padded to %d)", n_tokens, padded_vocab)
+
+    config = Phi3Config(
+        vocab_size=padded_vocab,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_layers,
+        num_attention_heads=spec.num_heads,
+        num_key_value_heads=spec.num_heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        original_max_position_embeddings=spec.max_position_embeddings,
+        rope_theta=10000.0,
+        rms_norm_eps=1e-5,
+        hidden_act="silu",
+        bos_token_id=tok.convert_tokens_to_ids("<s>"),
+        eos_token_id=endoftext,
+        pad_token_id=endoftext,
+        tie_word_embeddings=False,
+        sliding_window=None,
+        attention_dropout=0.0,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+    )
+    config.architectures = ["Phi3ForCausalLM"]
+
+    # Determinism: fixed seeds, deterministic kernels, and a fixed thread count (float reductions
+    # are split differently with a different number of threads).
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(spec.threads)
+    torch.manual_seed(spec.seed)
+    torch.use_deterministic_algorithms(True)
+    try:
+        model = Phi3ForCausalLM(config)
+        ids = _training_ids(tok)
+        _train(model, ids, spec, padded_vocab)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(prev_threads)
+
+    # Phi-3 ships bf16 weights: so does the embedded model, so that every exporter takes the same path
+    # (and an fp16 target can match the fp32 reference: bf16 values are exact in fp16 within its range).
+    model = model.to(torch.bfloat16).eval()
+    model.config.dtype = "bfloat16"
+    model.generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=eos_ids,
+        pad_token_id=endoftext,
+        do_sample=False,
+    )
+    model.save_pretrained(out_dir, safe_serialization=True)
+    log.info("embedded model built in %.1f s", time.monotonic() - t0)
+
+
+def _training_ids(tok) -> list[int]:
+    """The training stream: every paragraph as plain text and as a chat turn continuing its opening."""
+    rng = random.Random(1234)
+    samples: list[str] = []
+    for p in corpus.training_paragraphs():
+        samples.append(chat_sample(prompt_words(p.text), p.text))
+        samples.append(p.text + "<|endoftext|>")
+    rng.shuffle(samples)
+    ids: list[int] = []
+    for s in samples:
+        ids.extend(tok(s, add_special_tokens=False)["input_ids"])
+    return ids
+
+
+def _train(model, ids: list[int], spec: EmbeddedSpec, vocab: int) -> None:
+    import torch
+
+    data = torch.tensor(ids, dtype=torch.long)
+    n_windows = (len(data) - 1) // spec.seq_len
+    gen = torch.Generator().manual_seed(spec.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
+    warmup = max(1, spec.train_steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return spec.learning_rate * (step + 1) / warmup
+        frac = (step - warmup) / max(1, spec.train_steps - warmup)
+        return spec.learning_rate * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    model.train()
+    loss_val = float("nan")
+    for step in range(spec.train_steps):
+        starts = torch.randint(0, n_windows, (spec.batch_size,), generator=gen) * spec.seq_len
+        batch = torch.stack([data[s : s + spec.seq_len + 1] for s in starts.tolist()])
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step)
+        out = model(input_ids=batch[:, :-1], use_cache=False)
+        logits = out.logits.reshape(-1, vocab)
+        loss = torch.nn.functional.cross_entropy(logits, batch[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        loss_val = float(loss.detach())
+        if step % 50 == 0 or step == spec.train_steps - 1:
+            log.info("train step %d/%d loss %.3f", step + 1, spec.train_steps, loss_val)
+    model.train(False)
+    if not math.isfinite(loss_val):
+        raise RuntimeError("embedded model training diverged (loss is not finite)")

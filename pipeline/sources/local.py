@@ -1,0 +1,39 @@
+"""A model folder already on disk (e.g. a Hub snapshot fetched elsewhere, or a fine-tune)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pipeline.errors import SourceError
+from pipeline.sources.files import is_pickle, wanted
+
+
+def fetch(entry, out_dir: Path) -> dict:
+    src = Path(entry.path).expanduser()
+    if not src.is_dir():
+        raise SourceError(f"models entry path {src} is not a folder", fix="point `path` at an HF-format model folder")
+    names = sorted(p.name for p in src.iterdir() if p.is_file())
+    take = [n for n in names if wanted(n)]
+    if not any(n.endswith(".safetensors") for n in take):
+        pickles = [n for n in names if is_pickle(n)]
+        if pickles:
+            raise SourceError(
+                f"{src} has only pickle weights ({', '.join(pickles[:3])}); pickles can run code when loaded",
+                fix="convert them to safetensors (transformers: save_pretrained(safe_serialization=True))",
+            )
+        raise SourceError(f"{src} has no *.safetensors weights")
+    for name in take:
+        _link_or_copy(src / name, out_dir / name)
+    return {
+        "repo": str(src.resolve()),
+        "requested_revision": None,
+        "resolved_revision": None,
+        "license": entry.license,
+        "skipped": [n for n in names if n not in take],
+    }
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Copy (never hard-link: DVC would later make the shared inode read-only in the user's folder)."""
+    shutil.copyfile(src, dst)

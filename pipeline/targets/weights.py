@@ -1,0 +1,73 @@
+"""Knobs shared by the OpenVINO families (``openvino`` and ``npu``): NNCF weight compression.
+
+Both families derive their IR from the same FP IR with ``nncf.compress_weights``; these are the knobs
+of that call, each explicit — optimum-intel's per-model table would otherwise silently pick asym, group
+64, ratio 1.0 for Phi-3 when plain ``--weight-format int4`` is asked.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from pipeline.targets.base import StrictSettings
+
+
+class Calibration(StrictSettings):
+    """Offline calibration text for the data-aware algorithms (no Hub dataset needed)."""
+
+    dataset: str = Field(
+        "corpus",
+        description="'corpus' = the shipped training text (the embedded model's own corpus), "
+        "or a path to a UTF-8 text file whose blank-line-separated paragraphs are the samples.",
+    )
+    samples: int = Field(64, ge=1, le=4096)
+    seq_len: int = Field(128, ge=8, le=4096)
+
+
+DATA_AWARE = ("awq", "scale_estimation", "gptq", "lora_correction")
+
+
+class Compression(StrictSettings):
+    """The int4/int8 weight compression of an IR (``nncf.compress_weights`` arguments)."""
+
+    sym: bool = Field(True, description="Symmetric int4 (no zero points); NPU requires it.")
+    group_size: int = Field(128, description="Weights per quantization group along input channels; -1 = per channel.")
+    ratio: float = Field(1.0, gt=0, le=1, description="Share of ratio-defining layers in int4; the rest use backup.")
+    backup_precision: Literal["int8_asym", "int8_sym", "none"] = Field(
+        "int8_asym", description="Precision of layers not chosen for int4 (NNCF's and optimum-cli's default)."
+    )
+    all_layers: bool = Field(False, description="Also put embeddings/lm_head in int4 instead of int8.")
+    sensitivity_metric: (
+        Literal[
+            "weight_quantization_error",
+            "hessian_input_activation",
+            "mean_activation_variance",
+            "max_activation_variance",
+            "mean_activation_magnitude",
+        ]
+        | None
+    ) = Field(None, description="How layers are ranked for the int4 ratio; null = NNCF's default for the data.")
+    awq: bool = False
+    scale_estimation: bool = False
+    gptq: bool = False
+    lora_correction: bool = False
+    calibration: Calibration = Field(default_factory=Calibration)
+    group_size_fallback: Literal["error", "ignore", "adjust"] = Field(
+        "error",
+        description="When the group size does not divide a layer: error (default), ignore (leave that layer "
+        "in backup precision) or adjust (NNCF picks the closest group size that divides).",
+    )
+
+    @model_validator(mode="after")
+    def _combos(self) -> Compression:
+        if self.group_size == 0 or self.group_size < -1:
+            raise ValueError(f"group_size = {self.group_size}: use -1 (per channel) or a positive group size")
+        if self.gptq and self.lora_correction:
+            raise ValueError("gptq and lora_correction cannot be combined (NNCF supports one of them)")
+        return self
+
+    @property
+    def data_aware(self) -> bool:
+        return any(getattr(self, a) for a in DATA_AWARE)

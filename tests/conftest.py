@@ -1,0 +1,72 @@
+"""Shared fixtures: the embedded model (built once per session), a fake Hub on loopback, params helpers."""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.hub_server import FakeHub
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("AIPC_HEAVY") == "1":
+        return
+    skip = pytest.mark.skip(reason="heavy (full-size) test: set AIPC_HEAVY=1 to run")
+    for item in items:
+        if "heavy" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aipc_cache(tmp_path_factory) -> Path:
+    """One build cache for the whole session (the embedded model is trained once, ~45 s)."""
+    path = Path(os.environ.get("AIPC_TEST_CACHE") or tmp_path_factory.mktemp("aipc-cache"))
+    os.environ["AIPC_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def raw_params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def params_raw(raw_params) -> dict:
+    """A private deep copy of the project's params.yaml, for tests to modify."""
+    return copy.deepcopy(raw_params)
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(tmp_path_factory, raw_params) -> Path:
+    """The default embedded model as an HF folder (shared, read-only by convention)."""
+    from pipeline.params import validate_params
+    from pipeline.sources import fetch_source
+
+    params = validate_params(raw_params)
+    out = tmp_path_factory.mktemp("embedded")
+    fetch_source(params, out)
+    return out
+
+
+@pytest.fixture
+def fake_hub():
+    with FakeHub() as hub:
+        yield hub
+
+
+@pytest.fixture
+def hub_env(fake_hub, tmp_path, monkeypatch):
+    """Point huggingface_hub at the fake Hub with an empty cache and no token."""
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("AIPC_DOWNLOADS", str(tmp_path / "downloads"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return fake_hub
