@@ -7,6 +7,7 @@ estimates its need from the source weights and checks free RAM and disk first.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -66,10 +67,8 @@ class PeakRSS:
         except psutil.Error:
             return 0
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
-            except psutil.Error:
-                pass
         self.peak.rss = max(self.peak.rss, total)
         return total
 
