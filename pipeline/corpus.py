@@ -1,13 +1,13 @@
 """The offline text the project ships: license texts split into paragraphs.
 
-Why license texts: they exist verbatim on every Debian system (``/usr/share/common-licenses``),
-their licenses allow verbatim copies, and they are long, formal English — enough for a tiny model to
-learn readable continuations in seconds. The project ships its own copy (``pipeline/data/corpus``)
-so that nothing depends on the host's files.
+Why license texts: they exist verbatim on every Debian system (``/usr/share/common-licenses``), their
+licenses allow verbatim copies, and they are long, formal English — enough for a tiny model to learn
+readable continuations in seconds. The project ships its own copy so nothing depends on the host.
 
-The corpus is split deterministically into a *training* part (the embedded model learns it, NNCF
-calibrates on it) and a *held-out* part (never trained on; used for perplexity), so that a perplexity
-change measured on a quantized artifact is not just memorisation.
+- ``data/corpus/``: what the embedded model is trained on and what NNCF calibrates with;
+- ``data/heldout/``: license texts it never sees (GPL-1, LGPL-2.1, MPL-1.1 — mostly other versions of
+  licenses in the training set, so in-domain but unseen), for perplexity. A perplexity change measured
+  on unseen text says something about the quantized weights, not about memorisation.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-CORPUS_DIR = Path(__file__).parent / "data" / "corpus"
-
-# Every HELDOUT_EVERY-th paragraph (by position in the sorted corpus) is held out.
-HELDOUT_EVERY = 10
+DATA_DIR = Path(__file__).parent / "data"
+CORPUS_DIR = DATA_DIR / "corpus"
+HELDOUT_DIR = DATA_DIR / "heldout"
+HELDOUT_ORDER = ("GPL-1", "LGPL-2.1", "MPL-1.1")
 MIN_PARAGRAPH_CHARS = 40
 
 
@@ -30,27 +30,33 @@ class Paragraph:
     text: str
 
 
-@lru_cache(maxsize=1)
-def paragraphs() -> tuple[Paragraph, ...]:
-    """All paragraphs of the shipped corpus, whitespace-normalised, in a fixed order."""
+def _paragraphs(paths: list[Path]) -> tuple[Paragraph, ...]:
     out: list[Paragraph] = []
-    for path in sorted(CORPUS_DIR.glob("*.txt")):
+    for path in paths:
         raw = path.read_text(encoding="utf-8")
         for block in re.split(r"\n\s*\n", raw):
             text = " ".join(block.split())
             if len(text) >= MIN_PARAGRAPH_CHARS:
                 out.append(Paragraph(path.stem, text))
-    if not out:
-        raise RuntimeError(f"the shipped corpus is empty: {CORPUS_DIR}")
     return tuple(out)
 
 
+@lru_cache(maxsize=1)
+def paragraphs() -> tuple[Paragraph, ...]:
+    """All training paragraphs, whitespace-normalised, in a fixed order."""
+    out = _paragraphs(sorted(CORPUS_DIR.glob("*.txt")))
+    if not out:
+        raise RuntimeError(f"the shipped corpus is empty: {CORPUS_DIR}")
+    return out
+
+
 def training_paragraphs() -> list[Paragraph]:
-    return [p for i, p in enumerate(paragraphs()) if i % HELDOUT_EVERY != HELDOUT_EVERY - 1]
+    return list(paragraphs())
 
 
-def heldout_paragraphs() -> list[Paragraph]:
-    return [p for i, p in enumerate(paragraphs()) if i % HELDOUT_EVERY == HELDOUT_EVERY - 1]
+@lru_cache(maxsize=1)
+def heldout_paragraphs() -> tuple[Paragraph, ...]:
+    return _paragraphs([HELDOUT_DIR / f"{name}.txt" for name in HELDOUT_ORDER])
 
 
 def heldout_text() -> str:

