@@ -34,7 +34,5 @@ def main() -> None:
     run_main(body, name="ov-ir")
 
 
-
-
 if __name__ == "__main__":
     main()

@@ -23,7 +23,9 @@ class TransformersRunner:
             model_dir, dtype=torch.float32, trust_remote_code=False
         ).eval()
         self.load_seconds = time.perf_counter() - t0
-        self.choice = DeviceChoice(device="CPU", intended="CPU", details={"dtype": "float32", "runtime": "transformers"})
+        self.choice = DeviceChoice(
+            device="CPU", intended="CPU", details={"dtype": "float32", "runtime": "transformers"}
+        )
         gen = self.model.generation_config.eos_token_id
         self.eos = set(gen if isinstance(gen, list) else [gen]) if gen is not None else set()
 

@@ -112,7 +112,9 @@ class OpenVINOGenAIRunner:
             del self.pipe
             self.pipe = None
             gc.collect()
-            compiled = ov.Core().compile_model(self.model_dir / "openvino_model.xml", self.choice.device, self.properties)
+            compiled = ov.Core().compile_model(
+                self.model_dir / "openvino_model.xml", self.choice.device, self.properties
+            )
             self._request = compiled.create_infer_request()
         req = self._request
         req.reset_state()

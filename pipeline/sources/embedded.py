@@ -166,9 +166,7 @@ def train_tokenizer(spec: EmbeddedSpec, out_dir: Path) -> None:
     # (Llama: " 2" → "▁", "2"). Merges that cross
     # those boundaries would be honoured by transformers (whose tokenizer.json has no pre-tokenizer) but
     # not by onnxruntime-genai's tokenizer, which splits there like SentencePiece (measured: "b)" and "in,").
-    trainer_tok.pre_tokenizer = pre_tokenizers.Split(
-        Regex(r"▁?\p{L}+|\p{N}|▁?[^\p{L}\p{N}▁]+|▁+"), behavior="isolated"
-    )
+    trainer_tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"▁?\p{L}+|\p{N}|▁?[^\p{L}\p{N}▁]+|▁+"), behavior="isolated")
     n_reserved = len(BASE_SPECIALS) + len(BYTE_TOKENS)
     trainer = trainers.BpeTrainer(
         vocab_size=spec.bpe_vocab_size - n_reserved,

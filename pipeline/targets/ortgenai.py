@@ -122,7 +122,17 @@ def build(ctx: BuildContext) -> dict[str, Any]:
     try:
         args = builder_command(s, ctx.source_dir, ctx.work_dir, tmp_root / "cache")
         mode = "low-memory" if s.low_memory else "stock"
-        cmd = [sys.executable, "-m", "pipeline.targets.ort_builder", "--mode", mode, "--tmp", str(tmp_root), "--", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline.targets.ort_builder",
+            "--mode",
+            mode,
+            "--tmp",
+            str(tmp_root),
+            "--",
+            *args,
+        ]
         log.info("onnxruntime-genai builder (%s): %s", mode, " ".join(args))
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -150,7 +160,9 @@ def build(ctx: BuildContext) -> dict[str, Any]:
 def _portable(args: list[str], ctx: BuildContext) -> list[str]:
     out = []
     for a in args:
-        a = a.replace(str(ctx.source_dir), "artifacts/source").replace(str(ctx.work_dir), f"artifacts/targets/{ctx.target}")
+        a = a.replace(str(ctx.source_dir), "artifacts/source").replace(
+            str(ctx.work_dir), f"artifacts/targets/{ctx.target}"
+        )
         out.append("<tmp>/cache" if a.endswith("/cache") else a)
     return out
 

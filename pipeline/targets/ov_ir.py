@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 MODEL_XML = "openvino_model.xml"
 MODEL_BIN = "openvino_model.bin"
-TOKENIZER_FILES = ("openvino_tokenizer.xml", "openvino_tokenizer.bin", "openvino_detokenizer.xml", "openvino_detokenizer.bin")
+TOKENIZER_FILES = (
+    "openvino_tokenizer.xml",
+    "openvino_tokenizer.bin",
+    "openvino_detokenizer.xml",
+    "openvino_detokenizer.bin",
+)
 LOW_BIT = {"i4": "int4", "u4": "int4", "nf4": "nf4", "i8": "int8", "u8": "int8"}
 
 

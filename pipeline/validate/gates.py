@@ -25,7 +25,9 @@ def check(target: str, gates: Gates, metrics: dict[str, Any]) -> list[str]:
             continue
         value = metrics.get(section, {}).get(metric)
         if value is None:
-            failures.append(f"{target}: {metric} was not measured but targets.{target}.gates.{key} requires {op} {bound}")
+            failures.append(
+                f"{target}: {metric} was not measured but targets.{target}.gates.{key} requires {op} {bound}"
+            )
             continue
         ok = value >= bound if op == ">=" else value <= bound
         if not ok:

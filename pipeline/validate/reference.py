@@ -81,7 +81,13 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> dict[str
     text = heldout_text(v.heldout)
     ids = tok(text, add_special_tokens=False)["input_ids"][: v.heldout_max_tokens]
     total, count = metrics.nll(runner.logits(ids), ids)
-    heldout = {"source": v.heldout, "ids": ids, "nll": total, "count": count, "perplexity": metrics.perplexity(total, count)}
+    heldout = {
+        "source": v.heldout,
+        "ids": ids,
+        "nll": total,
+        "count": count,
+        "perplexity": metrics.perplexity(total, count),
+    }
     runner.close()
 
     with open(out_dir / OUTPUTS, "w", encoding="utf-8") as f:
