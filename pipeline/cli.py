@@ -88,5 +88,50 @@ def doctor(params_path: str) -> None:
     run_main(body, name="aipc doctor")
 
 
+@main.command()
+@params_option
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON instead of a table.")
+def report(params_path: str, as_json: bool) -> None:
+    """Print every target's validation (device, gates, quality, speed) from artifacts/."""
+
+    def body() -> None:
+        from pipeline import report as rep
+        from pipeline.params import load_params
+
+        data = rep.collect(load_params(params_path))
+        if as_json:
+            click.echo(json.dumps(rep.flat_metrics(data), indent=2))
+            return
+        ref = data["reference"]
+        if ref:
+            console.print(
+                f"reference: transformers fp32 on {ref.get('device')}, held-out perplexity "
+                f"{ref.get('heldout_perplexity', float('nan')):.3f}"
+            )
+        short = [("gates", "gates"), ("exact", "exact"), ("tf", "TF top-1"), ("ppl", "ppl (Δ)"), ("sim", "sim"),
+                 ("tok", "tok ids"), ("ttft", "TTFT ms"), ("tpot", "ms/tok"), ("size", "MB")]  # fmt: skip
+        table = Table("target", "device", *(h for _, h in short), title=f"validation — model {data['model']}")
+        notes = []
+        for row in rep.table_rows(data):
+            r = data["targets"][row["target"]]
+            device = r.get("device", row["device"]) if r.get("status") == "measured" else row["device"]
+            if r.get("proxy"):
+                device += " *"
+                notes.append(
+                    f"* {row['target']}: intended for {r['intended_device']}; ran on {r['device']} — {r['proxy']}"
+                )
+            style = {"pass": "green", "FAIL": "bold red"}.get(row["gates"], "")
+            cells = [row[k] if k != "gates" or not style else f"[{style}]{row[k]}[/]" for k, _ in short]
+            table.add_row(row["target"], device, *cells)
+        console.print(table)
+        for note in notes:
+            console.print(note, highlight=False)
+        failed = [r["target"] for r in rep.table_rows(data) if r["gates"] == "FAIL"]
+        if failed:
+            console.print(f"[bold red]gates failed:[/] {', '.join(failed)}")
+
+    run_main(body, name="aipc report")
+
+
 if __name__ == "__main__":
     main()

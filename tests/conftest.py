@@ -70,3 +70,55 @@ def hub_env(fake_hub, tmp_path, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     return fake_hub
+
+
+@pytest.fixture(scope="session")
+def default_params(raw_params):
+    from pipeline.params import validate_params
+
+    return validate_params(copy.deepcopy(raw_params))
+
+
+@pytest.fixture(scope="session")
+def artifacts_root(tmp_path_factory, embedded_dir, default_params) -> Path:
+    """An artifacts/ tree with source, the shared OpenVINO IR and the reference, built once per session."""
+    import shutil
+
+    from pipeline import layout
+    from pipeline.targets import ov_ir
+    from pipeline.validate.reference import build_reference
+
+    root = tmp_path_factory.mktemp("artifacts")
+    shutil.copytree(embedded_dir, layout.source_dir(root))
+    ov_ir.export_fp_ir(layout.source_dir(root), _mk(layout.ov_ir_dir(root)))
+    build_reference(default_params, layout.source_dir(root), _mk(layout.reference_dir(root)))
+    return root
+
+
+def _mk(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+_BUILT: dict = {}
+
+
+@pytest.fixture(scope="session")
+def build(artifacts_root, default_params):
+    """build(name, params=None) → the target folder, built once per (name, params) in the session root."""
+    from pipeline import layout
+    from pipeline.build import build_target
+    from pipeline.fsutil import atomic_dir
+
+    def _build(name: str, params=None, root: Path | None = None) -> Path:
+        params = params or default_params
+        root = root or artifacts_root
+        key = (name, root, params.model_dump_json())
+        if key not in _BUILT:
+            out = layout.target_dir(name, root)
+            with atomic_dir(out) as tmp:
+                build_target(params, name, tmp, root)
+            _BUILT[key] = out
+        return _BUILT[key]
+
+    return _build

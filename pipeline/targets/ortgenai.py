@@ -120,7 +120,8 @@ def build(ctx: BuildContext) -> dict[str, Any]:
     # on the same disk, never in the artifact.
     tmp_root = Path(tempfile.mkdtemp(prefix=".ort-build-", dir=ctx.work_dir.parent))
     try:
-        args = builder_command(s, ctx.source_dir, ctx.work_dir, tmp_root / "cache")
+        # absolute paths: the low-memory save changes the working directory
+        args = builder_command(s, ctx.source_dir.resolve(), ctx.work_dir.resolve(), tmp_root.resolve() / "cache")
         mode = "low-memory" if s.low_memory else "stock"
         cmd = [
             sys.executable,

@@ -1,0 +1,175 @@
+"""OpenVINO targets: derived from one FP IR, equal to optimum-cli's output, runnable by both runtimes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import layout
+from pipeline.build import build_target
+from pipeline.errors import BuildError, ParamsError
+from pipeline.fsutil import atomic_dir
+from pipeline.params import validate_params
+from pipeline.targets import ov_ir
+
+OPTIMUM_CLI = str(Path(sys.executable).parent / "optimum-cli")
+
+
+def optimum_cli(src: Path, out: Path, *flags: str) -> Path:
+    subprocess.run(
+        [OPTIMUM_CLI, "export", "openvino", "-m", str(src), "--task", "text-generation-with-past", *flags, str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def normalized_xml(path: Path) -> str:
+    """The IR's XML without generated node-name counters (Convert_123 → Convert_N)."""
+    return re.sub(r'name="([A-Za-z_]+)_\d+"', r'name="\1_N"', path.read_text())
+
+
+def greedy(model_dir: Path, prompts_ids: list[list[int]]) -> list[list[int]]:
+    import openvino as ov
+    import openvino_genai as ov_genai
+
+    pipe = ov_genai.LLMPipeline(str(model_dir), "CPU", INFERENCE_PRECISION_HINT="f32")
+    cfg = pipe.get_generation_config()
+    cfg.max_new_tokens, cfg.do_sample = 24, False
+    outs = []
+    for ids in prompts_ids:
+        arr = np.array([ids], dtype=np.int64)
+        outs.append(
+            list(pipe.generate(ov_genai.TokenizedInputs(ov.Tensor(arr), ov.Tensor(np.ones_like(arr))), cfg).tokens[0])
+        )
+    return outs
+
+
+@pytest.fixture(scope="module")
+def prompt_ids(artifacts_root):
+    rows = [json.loads(x) for x in (layout.reference_dir(artifacts_root) / "outputs.jsonl").read_text().splitlines()]
+    return [r["input_ids"] for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("target", "flags", "counts"),
+    [
+        (
+            "ov-int4",
+            ["--weight-format", "int4", "--group-size", "128", "--ratio", "0.6", "--sym"],
+            {"int4": 4, "int8": 6},
+        ),
+        (
+            "ov-npu-int4",
+            ["--weight-format", "int4", "--group-size", "-1", "--ratio", "1.0", "--sym"],
+            {"int4": 8, "int8": 2},
+        ),
+        ("ov-fp16", ["--weight-format", "fp16"], {"fp16": 10}),
+    ],
+)
+def test_same_result_as_optimum_cli(build, embedded_dir, tmp_path, prompt_ids, target, flags, counts):
+    ours = build(target)
+    cli = optimum_cli(embedded_dir, tmp_path / "cli", *flags)
+    ours_w = ov_ir.weight_precisions(ours / ov_ir.MODEL_XML)
+    cli_w = ov_ir.weight_precisions(cli / ov_ir.MODEL_XML)
+    assert ours_w["counts"] == cli_w["counts"] == counts
+    assert {k: (v["precision"], v["group_size"], v["zero_point"]) for k, v in ours_w["layers"].items()} == {
+        k: (v["precision"], v["group_size"], v["zero_point"]) for k, v in cli_w["layers"].items()
+    }
+    # the weights are byte-identical; the graphs differ only in generated node names
+    assert (ours / ov_ir.MODEL_BIN).read_bytes() == (cli / ov_ir.MODEL_BIN).read_bytes()
+    if target != "ov-fp16":  # fp16: 14 extra DisablePrecisionConversion markers on i64 shape constants
+        assert normalized_xml(ours / ov_ir.MODEL_XML) == normalized_xml(cli / ov_ir.MODEL_XML)
+    assert greedy(ours, prompt_ids) == greedy(cli, prompt_ids)
+
+
+def test_artifact_is_complete_and_records_what_it_holds(build):
+    out = build("ov-int4")
+    for f in ("openvino_model.xml", "openvino_model.bin", "openvino_tokenizer.xml", "openvino_detokenizer.xml",
+              "config.json", "generation_config.json", "tokenizer_config.json", "target.json"):  # fmt: skip
+        assert (out / f).is_file(), f
+    assert "chat_template" in json.loads((out / "tokenizer_config.json").read_text())
+    rec = json.loads((out / "target.json").read_text())
+    assert rec["status"] == "built" and rec["runtime"] == "openvino-genai"
+    assert rec["settings"]["group_size"] == 128 and rec["settings"]["ratio"] == 0.6 and rec["settings"]["sym"] is True
+    nncf_args = rec["build"]["nncf_compress_weights"]
+    assert nncf_args["mode"] == "int4_sym" and nncf_args["group_size"] == "128" and nncf_args["ratio"] == "0.6"
+    assert rec["build"]["weights"]["counts"] == {"int4": 4, "int8": 6}
+    assert rec["tools"]["nncf"] and rec["tools"]["openvino"]
+
+
+def test_runs_in_openvino_genai_and_optimum_intel(build):
+    import openvino_genai as ov_genai
+    from optimum.intel import OVModelForCausalLM
+    from transformers import AutoTokenizer
+
+    for target in ("ov-fp16", "ov-int4"):
+        out = build(target)
+        text = ov_genai.LLMPipeline(str(out), "CPU").generate("You may convey verbatim copies of", max_new_tokens=8)
+        assert isinstance(text, str) and text.strip()
+        model = OVModelForCausalLM.from_pretrained(out)
+        tok = AutoTokenizer.from_pretrained(out)
+        gen = model.generate(
+            **tok("You may convey verbatim copies of", return_tensors="pt"), max_new_tokens=8, do_sample=False
+        )
+        assert gen.shape[1] > 0
+
+
+def test_fp16_ir_has_only_fp16_weights(build):
+    w = ov_ir.weight_precisions(build("ov-fp16") / ov_ir.MODEL_XML)
+    assert set(w["counts"]) == {"fp16"}  # the bf16 weights of the shared IR were converted
+
+
+def test_group_size_that_divides_nothing_fails_before_work(params_raw, artifacts_root, tmp_path):
+    params_raw["targets"]["ov-int4"]["build"]["group_size"] = 96  # 768 % 96 == 0 but 256 % 96 != 0
+    with pytest.raises(ParamsError) as info:
+        validate_params(params_raw)
+    (line,) = info.value.lines
+    assert "group_size = 96" in line and "hidden_size)=256" in line and "group_size_fallback" in line
+
+
+@pytest.fixture
+def fallback_root(artifacts_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(layout.source_dir(artifacts_root), layout.source_dir(root))
+    shutil.copytree(layout.ov_ir_dir(artifacts_root), layout.ov_ir_dir(root))
+    return root
+
+
+def test_group_size_fallback_ignore_keeps_those_layers_in_backup(params_raw, build, fallback_root):
+    params_raw["targets"]["ov-int4"]["build"].update(group_size=96, group_size_fallback="ignore", ratio=1.0)
+    out = build("ov-int4", validate_params(params_raw), fallback_root)
+    layers = ov_ir.weight_precisions(out / ov_ir.MODEL_XML)["layers"]
+    assert {v["group_size"] for v in layers.values() if v["precision"] == "int4"} == {96}
+    assert all(v["precision"] != "int4" for k, v in layers.items() if "down_proj" not in k)
+
+
+def test_failed_build_leaves_nothing(default_params, fallback_root, monkeypatch):
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ov_ir, "compress", boom)
+    out = layout.target_dir("ov-int4", fallback_root)
+    with pytest.raises(OSError), atomic_dir(out) as tmp:
+        build_target(default_params, "ov-int4", tmp, fallback_root)
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_missing_ir_is_a_clear_error(default_params, fallback_root):
+    import shutil
+
+    shutil.rmtree(layout.ov_ir_dir(fallback_root))
+    with (
+        pytest.raises(BuildError, match="has no FP IR.*dvc repro ov-ir"),
+        atomic_dir(layout.target_dir("ov-fp16", fallback_root)) as tmp,
+    ):
+        build_target(default_params, "ov-fp16", tmp, fallback_root)

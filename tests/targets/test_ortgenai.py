@@ -1,0 +1,128 @@
+"""ONNX Runtime GenAI targets: builder options explicit, DML graph proven on the CPU provider, fp32 exact."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import layout
+from pipeline.params import validate_params
+from pipeline.runners import ort_genai
+from pipeline.runners.base import DeviceUnavailable, cut_at_eos
+from pipeline.targets import ortgenai
+
+
+def with_target(params_raw, name, build, **extra):
+    params_raw["targets"][name] = {"family": "ortgenai", "enabled": True, "device": "auto", "build": build, **extra}
+    return validate_params(params_raw)
+
+
+def test_cpu_and_dml_int4_artifacts(build):
+    for name, ep, block, providers in (("ort-cpu-int4", "cpu", 32, []), ("ort-dml-int4", "dml", 128, ["dml"])):
+        out = build(name)
+        for f in (
+            "model.onnx",
+            "model.onnx.data",
+            "genai_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+            "target.json",
+        ):
+            assert (out / f).is_file(), (name, f)
+        rec = json.loads((out / "target.json").read_text())
+        cmd = rec["build"]["builder_command"]
+        assert cmd[:3] == ["python", "-m", "onnxruntime_genai.models.builder"]
+        assert ["-e", ep] == cmd[cmd.index("-e") : cmd.index("-e") + 2] and f"block_size={block}" in cmd
+        assert "hf_token=false" in cmd and "artifacts/source" in cmd
+        graph = rec["build"]["graph"]
+        assert graph["quantized_matmuls"] > 0 and graph["float_matmuls"] == 0
+        assert all(k.startswith("4bit/block" + str(block)) for k in graph["quantized_by_kind"])
+        assert rec["build"]["providers"] == providers
+
+
+def test_fp32_cpu_build_matches_transformers_token_for_token(params_raw, build, artifacts_root):
+    params = with_target(params_raw, "ort-cpu-fp32", {"precision": "fp32", "execution_provider": "cpu"})
+    out = build("ort-cpu-fp32", params)
+    choice = ort_genai.choose_device("CPU", "auto", "ort-cpu-fp32")
+    runner = ort_genai.OrtGenAIRunner(out, choice)
+    rows = [json.loads(x) for x in (layout.reference_dir(artifacts_root) / "outputs.jsonl").read_text().splitlines()]
+    eos = set(json.loads((layout.reference_dir(artifacts_root) / "reference.json").read_text())["eos_token_ids"])
+    for r in rows:
+        assert runner.chat_ids(r["messages"]) == r["input_ids"]
+        assert cut_at_eos(runner.generate(r["input_ids"], 32).tokens, eos) == r["output_ids"], r["prompt"]
+
+
+def test_dml_graph_is_proven_on_the_cpu_provider_and_labelled(build):
+    out = build("ort-dml-int4")
+    if ort_genai.dml_available():
+        pytest.skip("DirectML is usable here: the DML graph runs for real")
+    choice = ort_genai.choose_device("DML", "auto", "ort-dml-int4")
+    assert choice.device == "CPU" and "DirectML graph on ONNX Runtime's CPU provider" in choice.label
+    runner = ort_genai.OrtGenAIRunner(out, choice)
+    assert runner.choice.details["genai_providers"] == ["dml"]
+    assert len(runner.generate([2058, 339, 13, 320, 2055, 339, 13, 2049, 339, 13], 4).tokens) >= 1
+    with pytest.raises(DeviceUnavailable, match="device DML was requested but DirectML is not usable here"):
+        ort_genai.choose_device("DML", "DML", "ort-dml-int4")
+
+
+def test_every_builder_option_reaches_the_command():
+    s = ortgenai.Settings(
+        precision="int4", execution_provider="cpu", block_size=64, accuracy_level=2, is_symmetric=False,
+        algo="k_quant", exclude_embeds=True, exclude_lm_head=True, extra_options={"int4_op_types_to_quantize": "MatMul"},
+    )  # fmt: skip
+    cmd = ortgenai.builder_command(s, layout.source_dir(), layout.target_dir("x"), layout.ARTIFACTS / "cache")
+    for opt in ("block_size=64", "accuracy_level=2", "is_symmetric=false", "algo_config=k_quant", "exclude_embeds=true",
+                "exclude_lm_head=true", "int4_op_types_to_quantize=MatMul", "hf_remote=false"):  # fmt: skip
+        assert opt in cmd, opt
+
+
+def test_dml_fp16_is_one_params_entry_away(params_raw):
+    params = with_target(params_raw, "ort-dml-fp16", {"precision": "fp16", "execution_provider": "dml"})
+    assert params.settings("ort-dml-fp16").precision == "fp16"
+
+
+def test_block_size_that_divides_nothing_is_rejected(params_raw):
+    from pipeline.errors import ParamsError
+
+    params_raw["models"]["odd"] = {
+        "kind": "hub",
+        "repo": "x/y",
+        "revision": "a" * 40,
+        "hidden_size": 3000,
+        "intermediate_size": 8192,
+    }
+    params_raw["model"] = "odd"
+    params_raw["targets"]["ov-int4"]["build"]["group_size"] = 8
+    params_raw["targets"]["ov-npu-int4"]["enabled"] = False
+    with pytest.raises(ParamsError) as info:
+        validate_params(params_raw)
+    lines = [x for x in info.value.lines if "ort-" in x]
+    assert lines and all("block_size" in x and "hidden_size)=3000" in x for x in lines), info.value.lines
+
+
+def test_pipeline_owned_builder_options_are_refused(params_raw):
+    from pipeline.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="extra_options.hf_token: set by the pipeline"):
+        with_target(
+            params_raw, "ort-x", {"precision": "int4", "execution_provider": "cpu", "extra_options": {"hf_token": "x"}}
+        )
+
+
+@pytest.mark.parametrize("ep", ["cpu", "dml"])
+def test_low_memory_build_is_byte_identical_to_the_stock_builder(params_raw, build, artifacts_root, ep):
+    name = f"ort-{ep}-int4"
+    params_raw["targets"][name]["build"]["low_memory"] = False
+    stock_root = artifacts_root / "stock"
+    if not stock_root.exists():
+        import shutil
+
+        shutil.copytree(layout.source_dir(artifacts_root), layout.source_dir(stock_root))
+        shutil.copytree(layout.ov_ir_dir(artifacts_root), layout.ov_ir_dir(stock_root))
+    stock = build(name, validate_params(params_raw), stock_root)
+    low = build(name)  # params.yaml default: low_memory: true
+    assert json.loads((low / "target.json").read_text())["build"]["mode"] == "low-memory"
+    assert json.loads((stock / "target.json").read_text())["build"]["mode"] == "stock"
+    for f in ("model.onnx", "model.onnx.data", "genai_config.json"):
+        assert (low / f).read_bytes() == (stock / f).read_bytes(), f

@@ -1,0 +1,158 @@
+"""The whole pipeline through real DVC on a fresh copy of the project (embedded model, all targets)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_dvc_source import dvc, project_copy
+
+
+def stages_run(proc) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, embedded_dir):  # embedded_dir fills the build cache: `source` copies from it
+    proj = project_copy(tmp_path_factory.mktemp("pipeline") / "proj")
+    t0 = time.monotonic()
+    proc = dvc(["repro"], proj)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (proj / ".first_repro_seconds").write_text(f"{time.monotonic() - t0:.1f}")
+    return proj
+
+
+def test_repro_builds_validates_and_reports_every_target(project):
+    params = __import__("yaml").safe_load((project / "params.yaml").read_text())
+    for name, t in params["targets"].items():
+        metrics = json.loads((project / f"artifacts/validation/{name}/metrics.json").read_text())
+        assert metrics["status"] == ("measured" if t["enabled"] else "disabled"), name
+        assert (project / f"artifacts/targets/{name}/target.json").is_file()
+    for f in ("metrics.json", "plots.json", "report.md", "report.html"):
+        assert (project / "artifacts/report" / f).is_file()
+    fp16 = json.loads((project / "artifacts/validation/ov-fp16/metrics.json").read_text())
+    assert fp16["quality"]["exact_match_rate"] == 1.0
+
+
+def test_dvc_metrics_and_plots_work(project, tmp_path):
+    proc = dvc(["metrics", "show", "--json"], project)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert "ov-int4" in json.dumps(data)
+    proc = dvc(["plots", "show", "-o", str(tmp_path / "plots")], project)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "plots" / "index.html").is_file()
+
+
+def test_second_repro_is_a_quick_noop(project):
+    t0 = time.monotonic()
+    proc = dvc(["repro"], project)
+    elapsed = time.monotonic() - t0
+    assert proc.returncode == 0 and stages_run(proc) == set()
+    assert "Data and pipelines are up to date" in proc.stdout
+    assert elapsed < 3.0, elapsed
+
+
+def test_changing_one_target_reruns_only_that_target(project):
+    params = project / "params.yaml"
+    text = params.read_text()
+    params.write_text(text.replace("      ratio: 0.6\n", "      ratio: 0.8\n", 1))
+    try:
+        proc = dvc(["repro"], project)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        assert stages_run(proc) == {"build@ov-int4", "validate@ov-int4", "report"}
+    finally:
+        params.write_text(text)
+        dvc(["repro"], project)
+
+
+def test_changing_a_validation_knob_reruns_only_validation(project):
+    params = project / "params.yaml"
+    text = params.read_text()
+    params.write_text(text.replace("  timed_runs: 3\n", "  timed_runs: 2\n"))
+    try:
+        proc = dvc(["repro"], project)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        ran = stages_run(proc)
+        assert ran and all(s == "reference" or s.startswith("validate@") or s == "report" for s in ran), ran
+    finally:
+        params.write_text(text)
+        dvc(["repro"], project)
+
+
+def test_impossible_gate_fails_repro_with_one_line_and_keeps_other_results(project):
+    params = project / "params.yaml"
+    text = params.read_text()
+    others = {
+        p.parent.name: p.read_bytes()
+        for p in (project / "artifacts/validation").glob("*/metrics.json")
+        if p.parent.name != "ov-int4"
+    }
+    bad = text.replace(
+        "      teacher_forced_agreement_min: 0.80\n",
+        "      teacher_forced_agreement_min: 1.0\n      ms_per_token_max: 0.000001\n",
+        1,
+    )
+    assert bad != text
+    params.write_text(bad)
+    try:
+        proc = dvc(["repro"], project)
+        assert proc.returncode != 0
+        lines = [line for line in proc.stderr.splitlines() if "GATE FAILED" in line]
+        assert len(lines) == 1, proc.stderr
+        assert (
+            "ov-int4: teacher_forced_agreement = " in lines[0]
+            and "(targets.ov-int4.gates.teacher_forced_agreement_min)" in lines[0]
+        )
+        assert "Traceback" not in proc.stderr
+        kept = json.loads((project / "artifacts/validation/ov-int4/metrics.json").read_text())
+        assert kept["gates"]["passed"] is False  # the failing target's metrics are there to inspect
+        for name, data in others.items():
+            assert (project / f"artifacts/validation/{name}/metrics.json").read_bytes() == data, name
+    finally:
+        params.write_text(text)
+        assert dvc(["repro"], project).returncode == 0
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def test_report_renders_in_headless_chromium(project, tmp_path):
+    chrome = _chromium()
+    if chrome is None:
+        if os.environ.get("AIPC_REQUIRE_CHROMIUM") == "1":
+            pytest.fail("chromium is required (apt-get install chromium)")
+        pytest.skip("chromium not installed (Debian package `chromium`)")
+    page = (project / "artifacts/report/report.html").as_uri()
+    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run(
+        [chrome, *CHROME_FLAGS, *profile, "--dump-dom", page], capture_output=True, text=True, timeout=120
+    ).stdout
+    params = __import__("yaml").safe_load((project / "params.yaml").read_text())
+    for name, t in params["targets"].items():
+        row = re.search(rf"<tr data-target=\"{re.escape(name)}\">(.*?)</tr>", dom, re.S)
+        assert row, name
+        cells = row.group(1)
+        if t["enabled"]:
+            label = json.loads((project / f"artifacts/validation/{name}/metrics.json").read_text())["device_label"]
+            assert __import__("html").escape(label, quote=False) in cells, (name, label)
+        else:
+            assert "disabled" in cells
+    assert "proxy: NPU IR on the OpenVINO CPU device" in dom
+    assert "DirectML graph on ONNX Runtime" in dom
+    shot = Path(os.environ.get("AIPC_SCREENSHOT_DIR", tmp_path)) / "report.png"
+    subprocess.run([chrome, *CHROME_FLAGS, *profile, "--window-size=1400,2000", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    assert shot.is_file() and shot.stat().st_size > 20_000

@@ -1,0 +1,86 @@
+"""validate_target end to end on real artifacts; gates fail with one line and keep the metrics."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pipeline import layout
+from pipeline.errors import GateFailed
+from pipeline.params import validate_params
+from pipeline.validate.harness import raise_if_failed, validate_target
+
+
+def run(params, name, root, tmp_path):
+    out = tmp_path / name
+    out.mkdir()
+    return validate_target(params, name, out, root), out
+
+
+def test_fp16_matches_the_reference_exactly(build, artifacts_root, default_params, tmp_path):
+    build("ov-fp16")
+    result, out = run(default_params, "ov-fp16", artifacts_root, tmp_path)
+    q = result["quality"]
+    assert result["device"] == "CPU" and result["proxy"] is None
+    assert q["exact_match_rate"] == 1.0 and q["teacher_forced_agreement"] == 1.0
+    assert q["tokenizer_match_rate"] == 1.0 and abs(q["perplexity_increase"]) < 0.005
+    assert q["similarity"] == pytest.approx(1.0)
+    s = result["speed"]
+    assert s["ttft_ms_median"] > 0 and s["tpot_ms_median"] > 0 and s["size_bytes"] > 0 and s["peak_rss_bytes"] > 0
+    golden = [json.loads(x) for x in (out / "outputs.jsonl").read_text().splitlines()]
+    assert len(golden) == len(default_params.prompts()) and all(g["text"] for g in golden)
+    assert result["gates"]["passed"]
+
+
+def test_int4_and_proxies_are_reported_honestly(build, artifacts_root, default_params, tmp_path):
+    for name in ("ov-npu-int4", "ort-dml-int4"):
+        build(name)
+        result, _ = run(default_params, name, artifacts_root, tmp_path)
+        assert result["device"] == "CPU" and result["proxy"]  # no NPU / DirectML here: labelled stand-ins
+        assert 0.5 < result["quality"]["teacher_forced_agreement"] <= 1.0
+
+
+def test_impossible_gate_fails_with_one_line_and_keeps_metrics(build, artifacts_root, params_raw, tmp_path):
+    build("ov-int4")
+    params_raw["targets"]["ov-int4"]["gates"]["exact_match_min"] = 1.0
+    params_raw["targets"]["ov-int4"]["gates"]["ms_per_token_max"] = 1e-6
+    params = validate_params(params_raw)
+    result, out = run(params, "ov-int4", artifacts_root, tmp_path)
+    assert (out / "metrics.json").is_file() and not json.loads((out / "metrics.json").read_text())["gates"]["passed"]
+    with pytest.raises(GateFailed) as info:
+        raise_if_failed(result)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert "ov-int4: tpot_ms_median = " in msg and "bound <= 1e-06 (targets.ov-int4.gates.ms_per_token_max)" in msg
+
+
+def test_disabled_target_is_recorded(artifacts_root, default_params, tmp_path):
+    result, out = run(default_params, "npu-lib-int4", artifacts_root, tmp_path)
+    assert result["status"] == "disabled" and json.loads((out / "metrics.json").read_text())["status"] == "disabled"
+
+
+def test_unbuilt_target_is_a_clear_error(artifacts_root, default_params, tmp_path):
+    from pipeline.errors import PipelineError
+
+    with pytest.raises(PipelineError, match="dvc repro build@ort-cpu-int4"):
+        run(default_params, "ort-cpu-int4", artifacts_root / "nothing", tmp_path)
+
+
+def test_report_shows_every_target_and_device(build, artifacts_root, default_params, tmp_path):
+    from pipeline.report import write_report
+
+    for name in ("ov-fp16", "ov-npu-int4"):
+        build(name)
+        vdir = layout.validation_dir(name, artifacts_root)
+        vdir.mkdir(parents=True, exist_ok=True)
+        validate_target(default_params, name, vdir, artifacts_root)
+    out = tmp_path / "report"
+    write_report(default_params, out, artifacts_root)
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    for name in default_params.targets:
+        assert name in md and name in html
+    assert "NPU IR on the OpenVINO CPU device" in html
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["ov-fp16"]["exact_match_rate"] == 1.0 and metrics["npu-lib-int4"]["status"] == "not validated"
