@@ -104,7 +104,7 @@ def test_block_size_that_divides_nothing_is_rejected(params_raw):
 def test_pipeline_owned_builder_options_are_refused(params_raw):
     from pipeline.errors import ParamsError
 
-    with pytest.raises(ParamsError, match="extra_options.hf_token: set by the pipeline"):
+    with pytest.raises(ParamsError, match=r"extra_options\.hf_token: set by the pipeline"):
         with_target(
             params_raw, "ort-x", {"precision": "int4", "execution_provider": "cpu", "extra_options": {"hf_token": "x"}}
         )
