@@ -133,5 +133,26 @@ def report(params_path: str, as_json: bool) -> None:
     run_main(body, name="aipc report")
 
 
+@main.command()
+@click.option("--work", default=".bench", show_default=True, help="Scratch folder (needs ~70 GB free).")
+@click.option("--docs", default="docs", show_default=True, help="Where benchmarks.md/json are written.")
+@click.option("--keep", is_flag=True, help="Keep the model and artifacts made (default: remove them).")
+@click.option("--no-decode", is_flag=True, help="Skip the decode-speed measurements.")
+def bench(work: str, docs: str, keep: bool, no_decode: bool) -> None:
+    """Full-size benchmark: Phi-3-mini-shaped model, anchor commands vs the project's stages (~30-40 min)."""
+
+    def body() -> None:
+        from pathlib import Path
+
+        from pipeline import bench as b
+
+        command = "aipc bench" + (" --no-decode" if no_decode else "")
+        results = b.run_bench(Path("."), Path(work), keep=keep, decode=not no_decode)
+        b.write_results(results, Path(docs), command)
+        console.print(b.markdown(results, command))
+
+    run_main(body, name="aipc bench")
+
+
 if __name__ == "__main__":
     main()
