@@ -12,7 +12,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade "pip>=24"
 	$(VENV)/bin/pip install -e ".[dev]"

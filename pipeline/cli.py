@@ -134,6 +134,94 @@ def report(params_path: str, as_json: bool) -> None:
 
 
 @main.command()
+@params_option
+@click.option("--target", "targets", multiple=True, help="Target to publish (repeatable; default: every enabled one).")
+@click.option("--remote", default=None, help="DVC remote (default: params publish.dvc_remote).")
+@click.option("--hf", "to_hf", is_flag=True, help="Also upload each package to a Hugging Face repo.")
+@click.option("--hf-repo-prefix", default=None, help="org/name → org/name-<target> (default: params).")
+@click.option("--no-dvc", is_flag=True, help="Skip the DVC push (Hugging Face only).")
+def publish(params_path: str, targets: tuple[str, ...], remote: str | None, to_hf: bool, hf_repo_prefix: str | None, no_dvc: bool) -> None:
+    """Push validated packages (artifacts/packages/<target>) to the DVC remote and optionally to the Hub.
+
+    Refuses any target whose validation did not pass for exactly the bytes in its package."""
+
+    def body() -> None:
+        from pipeline import publish as pub
+        from pipeline.params import load_params
+
+        records = pub.publish(
+            load_params(params_path), list(targets) or None, remote=remote, to_hf=to_hf,
+            hf_prefix=hf_repo_prefix, push_dvc=not no_dvc,
+        )  # fmt: skip
+        for r in records:
+            where = ", ".join(x for x in (f"DVC remote {r['dvc_remote']}" if r["dvc_remote"] else "",
+                                          f"{r['hf']['repo']}@{r['hf']['commit'][:12]}" if r.get("hf") else "") if x)  # fmt: skip
+            console.print(f"published [bold]{r['target']}[/] ({r['fingerprint']}) → {where}")
+
+    run_main(body, name="aipc publish")
+
+
+@main.command()
+@click.argument("target")
+@click.option("--out", default=None, help="Destination folder (default: ./<target>).")
+@click.option("--from", "source", type=click.Choice(["dvc", "hf"]), default="dvc", show_default=True)
+@click.option("--repo", default=".", show_default=True, help="Git repo (path or URL) holding the pipeline, for --from dvc.")
+@click.option("--rev", default=None, help="Git revision (dvc) or Hub revision (hf).")
+@click.option("--hf-repo", default=None, help="Hugging Face repo id, for --from hf.")
+@click.option("--remote", default=None, help="DVC remote to fetch from (default: the repo's default remote).")
+def pull(target: str, out: str | None, source: str, repo: str, rev: str | None, hf_repo: str | None, remote: str | None) -> None:
+    """Fetch a published target, verify every file against its manifest, and show how to run it."""
+
+    def body() -> None:
+        from pathlib import Path
+
+        from pipeline import pull as pl
+
+        dest = Path(out or target)
+        m = pl.pull(target, dest, source=source, repo=repo, rev=rev, hf_repo=hf_repo, remote=remote)
+        console.print(
+            f"pulled [bold]{target}[/] into {dest}: {len(m['files'])} files verified against manifest.json "
+            f"(fingerprint {m['fingerprint']}); validated on {m['validation']['device_label']}"
+        )
+        console.print(pl.how_to_run(m, dest), markup=False, highlight=False)
+        console.print(f"prove it on this machine: aipc check {dest} --device <CPU|GPU|NPU|DML>", markup=False)
+
+    run_main(body, name="aipc pull")
+
+
+@main.command()
+@click.argument("artifact")
+@click.option("--device", default="auto", show_default=True, help="CPU, GPU, NPU, DML or auto (best present).")
+@click.option("--min-exact-match", type=float, default=None, help="Fail below this share of identical answers.")
+@click.option("--min-prefix-agreement", type=float, default=0.5, show_default=True,
+              help="Fail below this mean share of each golden answer reproduced before the first divergence.")  # fmt: skip
+def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_agreement: float) -> None:
+    """Re-run a package's golden prompts on a local device and compare with its golden outputs."""
+
+    def body() -> None:
+        from pathlib import Path
+
+        from pipeline import manifest
+        from pipeline import pull as pl
+        from pipeline.errors import PipelineError
+
+        m = manifest.read(Path(artifact))
+        res = pl.check(Path(artifact), device)
+        table = Table("prompt", "identical", "first divergence", title=f"{m['name']} on {res.device_label}")
+        for r in res.rows:
+            table.add_row(r["prompt"][:50], "yes" if r["match"] else "no", "-" if r["first_divergence"] is None else str(r["first_divergence"]))
+        console.print(table)
+        console.print(f"exact match {res.exact_match_rate:.0%}, prefix agreement {res.prefix_agreement:.0%}")
+        bound = min_exact_match if min_exact_match is not None else (m["validation"]["gates"] or {}).get("bounds", {}).get("exact_match_min")
+        if bound is not None and res.exact_match_rate < bound:
+            raise PipelineError(f"check failed: exact match {res.exact_match_rate:.2f} < {bound} on {res.device_label}")
+        if res.prefix_agreement < min_prefix_agreement:
+            raise PipelineError(f"check failed: prefix agreement {res.prefix_agreement:.2f} < {min_prefix_agreement} on {res.device_label}")
+
+    run_main(body, name="aipc check")
+
+
+@main.command()
 @click.option("--work", default=".bench", show_default=True, help="Scratch folder (needs ~70 GB free).")
 @click.option("--docs", default="docs", show_default=True, help="Where benchmarks.md/json are written.")
 @click.option("--keep", is_flag=True, help="Keep the model and artifacts made (default: remove them).")

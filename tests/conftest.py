@@ -122,3 +122,19 @@ def build(artifacts_root, default_params):
         return _BUILT[key]
 
     return _build
+
+
+@pytest.fixture(scope="session")
+def repro_project(tmp_path_factory, embedded_dir) -> Path:
+    """A fresh copy of the project after a full `dvc repro` (shared by the DVC and publish tests; tests that
+    change params restore them and repro again, which DVC's run cache makes cheap)."""
+    import time
+
+    from tests.test_dvc_source import dvc, project_copy
+
+    proj = project_copy(tmp_path_factory.mktemp("pipeline") / "proj")
+    t0 = time.monotonic()
+    proc = dvc(["repro"], proj)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (proj / ".first_repro_seconds").write_text(f"{time.monotonic() - t0:.1f}")
+    return proj

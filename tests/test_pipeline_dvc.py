@@ -12,21 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_dvc_source import dvc, project_copy
+from tests.test_dvc_source import dvc
 
 
 def stages_run(proc) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, embedded_dir):  # embedded_dir fills the build cache: `source` copies from it
-    proj = project_copy(tmp_path_factory.mktemp("pipeline") / "proj")
-    t0 = time.monotonic()
-    proc = dvc(["repro"], proj)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (proj / ".first_repro_seconds").write_text(f"{time.monotonic() - t0:.1f}")
-    return proj
+@pytest.fixture
+def project(repro_project):
+    return repro_project
 
 
 def test_repro_builds_validates_and_reports_every_target(project):

@@ -71,7 +71,7 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         token_matches = [runner.chat_ids(r["messages"]) == r["input_ids"] for r in rows]
 
         # 2. greedy generation from the reference's prompt ids, timed
-        outputs, ttfts, tpots, deterministic = [], [], [], True
+        outputs, stopped, ttfts, tpots, deterministic = [], [], [], [], True
         if rows and v.warmup_runs:
             for _ in range(v.warmup_runs):
                 runner.generate(rows[0]["input_ids"], v.max_new_tokens)
@@ -81,6 +81,7 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
                 toks = [cut_at_eos(g.tokens, eos) for g in runs]
                 deterministic &= all(t == toks[0] for t in toks)
                 outputs.append(toks[0])
+                stopped.append(len(toks[0]) < len(runs[0].tokens))
                 ttfts += [g.ttft_ms for g in runs]
                 tpots += [g.tpot_ms for g in runs]
                 step(r["prompt"][:30])
@@ -163,9 +164,10 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
     result["gates"] = {"passed": not failures, "failures": failures, "bounds": target.gates.model_dump()}
 
     with open(out_dir / GOLDEN, "w", encoding="utf-8") as f:
-        for r, o, t in zip(rows, outputs, texts, strict=True):
+        for r, o, st, t in zip(rows, outputs, stopped, texts, strict=True):
             f.write(json.dumps({"prompt": r["prompt"], "messages": r["messages"], "input_ids": r["input_ids"],
-                                "output_ids": o, "text": t}, ensure_ascii=False) + "\n")  # fmt: skip
+                                "output_ids": o, "stopped": st, "max_new_tokens": v.max_new_tokens, "text": t},
+                               ensure_ascii=False) + "\n")  # fmt: skip
     fsutil.write_json(out_dir / METRICS, result)
     log.info(
         "%s on %s: exact %.2f, teacher-forced %s, ppl %s, %s ms/token",

@@ -1,9 +1,11 @@
 """A Hugging Face Hub-compatible HTTP server on 127.0.0.1 for tests (set ``HF_ENDPOINT`` to its url).
 
-It answers the endpoints huggingface_hub uses to read a model repository — model info at a revision
-(with per-file size, git blob id and LFS sha256), file HEAD/GET on ``/resolve/`` with ETag, size and
-HTTP Range — and can inject faults: a connection dropped mid-file, 5xx answers, corrupted bytes, and
-gated repositories that need a token. Every request is logged for assertions.
+Reading: model info at a revision (per-file size, git blob id, LFS sha256), file HEAD/GET on
+``/resolve/`` with ETag, size and HTTP Range. Writing (what ``create_repo``/``upload_folder`` use without
+Xet): repo creation, the preupload endpoint, the LFS batch API with basic PUT transfers, and the NDJSON
+commit endpoint. Faults: a connection dropped mid-file, 5xx answers, corrupted bytes, gated repositories
+that need a token, and ``tamper`` to change a stored file behind the uploader's back. Every request is
+logged for assertions.
 """
 
 from __future__ import annotations
@@ -64,7 +66,9 @@ class Repo:
 
 
 class FakeHub:
-    def __init__(self) -> None:
+    def __init__(self, write_tokens: set[str] | None = None) -> None:
+        self.write_tokens = set(write_tokens or ())
+        self.lfs_store: dict[str, bytes] = {}
         self.repos: dict[str, Repo] = {}
         self.faults: list[Fault] = []
         self.requests: list[dict] = []
@@ -85,6 +89,13 @@ class FakeHub:
         repo.commits[sha] = dict(files)
         repo.refs[branch] = sha
         return sha
+
+    def tamper(self, repo_id: str, filename: str, data: bytes, branch: str = "main") -> str:
+        """Replace a file at the branch head (a new commit), as a compromised mirror would."""
+        repo = self.repos[repo_id]
+        files = dict(repo.commits[repo.refs[branch]])
+        files[filename] = data
+        return self.add_commit(repo_id, files, branch=branch)
 
     # -------------------------------------------------------------- server
     @property
@@ -211,6 +222,124 @@ class _Handler(BaseHTTPRequestHandler):
     # -------------------------------------------------------------- routes
     def do_GET(self) -> None:
         self._route(head=False)
+
+    def do_POST(self) -> None:
+        self._log()
+        path = urlparse(self.path).path
+        body = self._body()
+        fault = self.server_hub.take_fault("POST", path)
+        if fault and fault.kind == "status":
+            self._error(fault.code, "Internal", f"injected {fault.code}")
+            return
+        if path == "/api/repos/create":
+            self._create_repo(json.loads(body or b"{}"))
+            return
+        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/preupload/([^/]+)", path)
+        if m:
+            self._preupload(m.group(1), json.loads(body))
+            return
+        m = re.fullmatch(r"/([^/]+/[^/]+)\.git/info/lfs/objects/batch", path)
+        if m:
+            self._lfs_batch(m.group(1), json.loads(body))
+            return
+        m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/commit/([^/]+)", path)
+        if m:
+            self._commit(m.group(1), unquote(m.group(2)), body)
+            return
+        self._error(404, "EntryNotFound", f"no route for POST {path}")
+
+    def do_PUT(self) -> None:
+        self._log()
+        path = urlparse(self.path).path
+        body = self._body()
+        m = re.fullmatch(r"/lfs-upload/([0-9a-f]{64})", path)
+        if not m:
+            self._error(404, "EntryNotFound", f"no route for PUT {path}")
+            return
+        if hashlib.sha256(body).hexdigest() != m.group(1):
+            self._error(400, "BadRequest", "sha256 of the uploaded content does not match its oid")
+            return
+        self.server_hub.lfs_store[m.group(1)] = body
+        self._send(200, b"{}", {"Content-Type": "application/json"})
+
+    # -------------------------------------------------------------- writing
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().strip().split(b";")[0], 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def _can_write(self) -> bool:
+        if self._token() in self.server_hub.write_tokens:
+            return True
+        self._error(401, "Unauthorized", "Invalid credentials in Authorization header")
+        return False
+
+    def _create_repo(self, payload: dict) -> None:
+        if not self._can_write():
+            return
+        repo_id = f"{payload.get('organization')}/{payload['name']}" if payload.get("organization") else payload["name"]
+        if repo_id in self.server_hub.repos:
+            self._error(409, "Conflict", "You already created this model repo")
+            return
+        self.server_hub.add_commit(repo_id, {".gitattributes": b"*.safetensors filter=lfs\n"})
+        self._send(200, json.dumps({"url": f"{self.server_hub.url}/{repo_id}"}).encode(), {"Content-Type": "application/json"})
+
+    def _preupload(self, repo_id: str, payload: dict) -> None:
+        if not self._can_write() or self._repo_or_error(repo_id) is None:
+            return
+        files = [
+            {"path": f["path"], "uploadMode": "lfs" if (is_lfs(f["path"]) or f["size"] > 1_000_000) else "regular",
+             "shouldIgnore": False, "oid": None}
+            for f in payload["files"]
+        ]  # fmt: skip
+        self._send(200, json.dumps({"files": files, "commitOid": None}).encode(), {"Content-Type": "application/json"})
+
+    def _lfs_batch(self, repo_id: str, payload: dict) -> None:
+        if not self._can_write():
+            return
+        objects = []
+        for obj in payload["objects"]:
+            entry = {"oid": obj["oid"], "size": obj["size"], "authenticated": True}
+            if obj["oid"] not in self.server_hub.lfs_store:
+                entry["actions"] = {"upload": {"href": f"{self.server_hub.url}/lfs-upload/{obj['oid']}", "header": {}}}
+            objects.append(entry)
+        self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(), {"Content-Type": "application/vnd.git-lfs+json"})
+
+    def _commit(self, repo_id: str, branch: str, body: bytes) -> None:
+        import base64
+
+        if not self._can_write():
+            return
+        repo = self._repo_or_error(repo_id)
+        if repo is None:
+            return
+        files = dict(repo.commits.get(repo.refs.get(branch, ""), {}))
+        for line in body.splitlines():
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            key, value = item["key"], item["value"]
+            if key == "file":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif key == "lfsFile":
+                data = self.server_hub.lfs_store.get(value["oid"])
+                if data is None:
+                    self._error(422, "BadRequest", f"LFS object {value['oid']} was never uploaded")
+                    return
+                files[value["path"]] = data
+            elif key == "deletedFile":
+                files.pop(value["path"], None)
+        sha = self.server_hub.add_commit(repo_id, files, branch=branch)
+        url = f"{self.server_hub.url}/{repo_id}/commit/{sha}"
+        self._send(200, json.dumps({"commitUrl": url, "commitOid": sha, "pullRequestUrl": None}).encode(), {"Content-Type": "application/json"})
 
     def do_HEAD(self) -> None:
         self._route(head=True)

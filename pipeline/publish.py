@@ -1,0 +1,131 @@
+"""`aipc publish`: push validated packages to the DVC remote and, when asked, to Hugging Face repos.
+
+Refused, with the reason, before anything is pushed: a target with no package (its validation failed or
+never ran), a package whose files no longer match its manifest (modified after validation), or one whose
+artifact files differ from the bytes the validation stage hashed. The Hugging Face token comes only from
+``HF_TOKEN`` or the stored login and is never logged; the endpoint follows ``HF_ENDPOINT``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pipeline import fsutil, layout, manifest
+from pipeline.errors import PipelineError
+from pipeline.package import SKIP, package_dir
+from pipeline.params import Params
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_LOG = Path(".aipc") / "published.jsonl"
+
+
+class PublishRefused(PipelineError):
+    pass
+
+
+def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> dict[str, Any]:
+    """The package's manifest if it may be published; ``PublishRefused`` with the reason otherwise."""
+    pkg = package_dir(name, root)
+    if not (pkg / manifest.MANIFEST).is_file():
+        vpath = layout.validation_dir(name, root) / "metrics.json"
+        why = "it has not been validated"
+        if vpath.is_file():
+            v = fsutil.read_json(vpath)
+            if not v.get("gates", {}).get("passed"):
+                why = "its validation failed: " + "; ".join(v.get("gates", {}).get("failures", []) or [v.get("status", "?")])
+        raise PublishRefused(f"{name} is not publishable: {why}", fix=f"fix it and run `dvc repro package@{name}`")
+    m = manifest.read(pkg)
+    problems = manifest.verify(pkg, m)
+    if problems:
+        raise PublishRefused(
+            f"{name} was modified after it was validated: {problems[0]}"
+            + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+            fix=f"restore it with `dvc checkout artifacts/packages/{name}` or rebuild with `dvc repro`",
+        )
+    if not m["validation"]["passed"]:
+        raise PublishRefused(f"{name}: its manifest records a failed validation")
+    files = {f["path"]: f["sha256"] for f in m["files"]}
+    validated = {k: v for k, v in m["validation"]["validated_files_sha256"].items() if k not in SKIP}
+    mismatch = [p for p, sha in validated.items() if files.get(p) != sha]
+    if mismatch or not validated:
+        raise PublishRefused(f"{name}: {mismatch[0] if mismatch else 'its files'} are not the bytes that were validated")
+    return m
+
+
+def dvc_push(paths: list[Path], remote: str | None) -> None:
+    cmd = [str(Path(sys.executable).parent / "dvc"), "push", *([] if remote is None else ["-r", remote]), *map(str, paths)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
+        raise PipelineError(f"dvc push failed: {tail[0]}", fix="check the remote (`dvc remote list`) and its credentials")
+
+
+def hf_upload(pkg: Path, repo_id: str, private: bool, message: str) -> dict[str, Any]:
+    from huggingface_hub import HfApi, get_token
+
+    from pipeline.sources.hub import endpoint
+
+    token = get_token()
+    if token is None:
+        raise PipelineError("no Hugging Face token for the upload", fix="set HF_TOKEN (a write token) or run `hf auth login`")
+    api = HfApi(endpoint=endpoint(), token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        info = api.upload_folder(folder_path=str(pkg), repo_id=repo_id, repo_type="model", commit_message=message)
+    except Exception as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        raise PipelineError(
+            f"upload of {pkg.name} to {repo_id} failed: {type(exc).__name__}{f' (HTTP {status})' if status else ''}",
+            fix="check HF_TOKEN has write access to the organisation and that HF_ENDPOINT is right",
+        ) from None
+    return {"repo": repo_id, "commit": info.oid, "url": getattr(info, "commit_url", None)}
+
+
+def publish(
+    params: Params,
+    targets: list[str] | None,
+    *,
+    remote: str | None,
+    to_hf: bool,
+    hf_prefix: str | None = None,
+    push_dvc: bool = True,
+    root: Path = layout.ARTIFACTS,
+) -> list[dict[str, Any]]:
+    names = targets or [n for n, t in params.targets.items() if t.enabled]
+    for n in names:
+        if not params.target(n).enabled:
+            raise PublishRefused(f"{n} is disabled in params.yaml")
+    manifests = {n: check_publishable(n, root) for n in names}  # all checks before any push
+    prefix = hf_prefix or params.publish.hf_repo_prefix
+    if to_hf and not prefix:
+        raise PipelineError("no Hugging Face repo prefix", fix="pass --hf-repo-prefix org/name or set publish.hf_repo_prefix")
+    records = []
+    if push_dvc:
+        dvc_push([package_dir(n, root) for n in names], remote or params.publish.dvc_remote)
+    for n in names:
+        rec: dict[str, Any] = {
+            "target": n,
+            "fingerprint": manifests[n]["fingerprint"],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "dvc_remote": (remote or params.publish.dvc_remote) if push_dvc else None,
+        }
+        if to_hf:
+            rec["hf"] = hf_upload(package_dir(n, root), f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n]['fingerprint']}")
+        records.append(rec)
+        log.info("published %s (%s)", n, rec.get("hf", {}).get("repo", rec["dvc_remote"]))
+    PUBLISHED_LOG.parent.mkdir(parents=True, exist_ok=True)
+    with open(PUBLISHED_LOG, "a", encoding="utf-8") as f:
+        for rec in records:
+            f.write(__import__("json").dumps(rec) + "\n")
+    return records
+
+
+def environment_has_token() -> bool:
+    return bool(os.environ.get("HF_TOKEN"))

@@ -1,0 +1,171 @@
+"""`aipc pull` and `aipc check`: fetch a published package, verify it, prove it on the local device.
+
+Pull downloads into a temporary folder next to the destination, verifies every file against the
+package's ``manifest.json`` (a changed, missing or extra file is refused) and only then moves it into
+place: nothing unverified is ever left where it would be used. Check re-runs the package's golden prompts
+with its own runtime on the chosen device and compares with the golden outputs recorded at validation —
+how a team proves an artifact on its own NPU or DirectML machine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline import fsutil, manifest, model_card
+from pipeline.errors import PipelineError
+from pipeline.package import GOLDEN
+
+log = logging.getLogger(__name__)
+
+
+class PullRefused(PipelineError):
+    pass
+
+
+def pull(
+    target: str,
+    out: Path,
+    *,
+    source: str = "dvc",
+    repo: str = ".",
+    rev: str | None = None,
+    hf_repo: str | None = None,
+    remote: str | None = None,
+) -> dict[str, Any]:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise PipelineError(f"{out} already exists and is not empty", fix="choose another --out or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f"{fsutil.TMP_PREFIX}pull-{target}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        if source == "dvc":
+            _dvc_get(repo, f"artifacts/packages/{target}", tmp, rev, remote)
+        elif source == "hf":
+            if not hf_repo:
+                raise PipelineError("--hf-repo is required to pull from Hugging Face")
+            _hf_get(hf_repo, tmp, rev)
+        else:
+            raise PipelineError(f"unknown source {source!r} (dvc or hf)")
+        if not (tmp / manifest.MANIFEST).is_file():
+            raise PullRefused(f"the download of {target} has no manifest.json: not a package made by this pipeline")
+        m = manifest.read(tmp)
+        problems = manifest.verify(tmp, m)
+        if problems:
+            raise PullRefused(
+                f"{target} failed verification and was deleted: {problems[0]}"
+                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                fix="the remote copy is damaged or was tampered with: republish it from a validated build",
+            )
+        if not m["validation"]["passed"]:
+            raise PullRefused(f"{target}: its manifest records a failed validation")
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return m
+
+
+def _dvc_get(repo: str, path: str, dest: Path, rev: str | None, remote: str | None = None) -> None:
+    dvc = str(Path(sys.executable).parent / "dvc")
+    cmd = [dvc, "get", repo, path, "-o", str(dest)]
+    if rev:
+        cmd += ["--rev", rev]
+    if remote:
+        cmd += ["--remote", remote]
+    local_url = _local_remote_url(repo, remote)
+    if local_url:
+        # `dvc get` clones the repo to a temporary folder, where a relative local remote would not resolve.
+        cmd += ["--remote-config", f"url={local_url}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr or proc.stdout).split())[-300:]
+        raise PipelineError(f"dvc get {path} failed: {tail}", fix="check the repo/--rev and that the target was published")
+
+
+def _local_remote_url(repo: str, remote: str | None) -> str | None:
+    """For a repo on this machine whose remote is a relative local path: that path made absolute."""
+    root = Path(repo)
+    if not (root / ".dvc").is_dir():
+        return None
+    dvc = str(Path(sys.executable).parent / "dvc")
+    name = remote or subprocess.run([dvc, "config", "core.remote"], cwd=root, capture_output=True, text=True).stdout.strip()
+    if not name:
+        return None
+    url = subprocess.run([dvc, "config", f"remote.{name}.url"], cwd=root, capture_output=True, text=True).stdout.strip()
+    if not url or "://" in url or Path(url).is_absolute():
+        return None
+    return str((root / ".dvc" / url).resolve())
+
+
+def _hf_get(repo_id: str, dest: Path, rev: str | None) -> None:
+    from huggingface_hub import snapshot_download
+
+    from pipeline.sources.hub import endpoint
+
+    try:
+        snapshot_download(repo_id, revision=rev, local_dir=str(dest), endpoint=endpoint())
+    except Exception as exc:
+        raise PipelineError(f"download of {repo_id} failed: {type(exc).__name__}", fix="check --hf-repo, --rev, HF_TOKEN") from None
+    shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
+
+
+def how_to_run(m: dict[str, Any], folder: Path) -> str:
+    return model_card.snippet(m, str(folder))
+
+
+# --------------------------------------------------------------------------- check
+
+
+@dataclass
+class CheckResult:
+    device_label: str
+    rows: list[dict[str, Any]]
+    exact_match_rate: float
+    prefix_agreement: float
+
+
+def check(folder: Path, device: str = "auto", max_prompts: int | None = None) -> CheckResult:
+    from pipeline.params import Validation
+    from pipeline.runners import open_runner
+    from pipeline.runners.base import cut_at_eos
+    from pipeline.targets import family_module
+    from pipeline.validate import metrics as mt
+
+    folder = Path(folder)
+    problems = manifest.verify(folder)
+    if problems:
+        raise PullRefused(f"{folder} does not match its manifest: {problems[0]}", fix="pull it again")
+    m = manifest.read(folder)
+    golden = [json.loads(x) for x in (folder / GOLDEN).read_text(encoding="utf-8").splitlines() if x]
+    golden = golden[:max_prompts] if max_prompts else golden
+    family = family_module(m["family"])
+    settings = family.Settings.model_validate(m["settings"])
+    validation = Validation(prompts=["-"], openvino_cpu_precision="f32")
+    cache = Path(os.environ.get("AIPC_CACHE", Path.home() / ".cache" / "aipc"))
+    runner = open_runner(m["runtime"], m["name"], folder, family, settings, device=device, validation=validation, cache_root=cache)
+    rows = []
+    try:
+        eos = set(getattr(runner, "eos", set()))
+        for g in golden:
+            want = g["output_ids"]
+            n = len(want) + 1 if g.get("stopped", True) else len(want)
+            got = cut_at_eos(runner.generate(g["input_ids"], max(1, n)).tokens, eos)[: len(want) if not g.get("stopped", True) else None]
+            div = mt.first_divergence(want, got)
+            rows.append({"prompt": g["prompt"], "match": got == want, "first_divergence": div,
+                         "prefix": (len(want) if div is None else div) / max(1, len(want))})  # fmt: skip
+        label = runner.choice.label
+    finally:
+        runner.close()
+    em = sum(r["match"] for r in rows) / len(rows) if rows else float("nan")
+    pa = sum(r["prefix"] for r in rows) / len(rows) if rows else float("nan")
+    return CheckResult(device_label=label, rows=rows, exact_match_rate=em, prefix_agreement=pa)
