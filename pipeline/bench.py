@@ -17,6 +17,7 @@ is not bought with a different model. RAM and disk are checked first and everyth
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -85,10 +86,8 @@ def run_measured(step: Step, cwd: Path, log_path: Path, env: dict[str, str] | No
                 total = 0
                 try:
                     for p in [proc, *proc.children(recursive=True)]:
-                        try:
+                        with contextlib.suppress(psutil.Error):
                             total += p.memory_info().rss
-                        except psutil.Error:
-                            pass
                 except psutil.Error:
                     pass
                 peak = max(peak, total)
@@ -125,7 +124,12 @@ def make_phi3_mini_shaped(out: Path, tokenizer_from: Path, seed: int = 0, shard_
         if (tokenizer_from / f).is_file():
             shutil.copyfile(tokenizer_from / f, out / f)
 
-    h, inter, v, layers = PHI3_MINI["hidden_size"], PHI3_MINI["intermediate_size"], PHI3_MINI["vocab_size"], PHI3_MINI["num_hidden_layers"]
+    h, inter, v, layers = (
+        PHI3_MINI["hidden_size"],
+        PHI3_MINI["intermediate_size"],
+        PHI3_MINI["vocab_size"],
+        PHI3_MINI["num_hidden_layers"],
+    )
     shapes: list[tuple[str, tuple[int, ...]]] = [("model.embed_tokens.weight", (v, h))]
     for i in range(layers):
         p = f"model.layers.{i}."
@@ -258,7 +262,9 @@ def decode_ms_per_token(kind: str, model_dir: Path, new_tokens: int = 64, prompt
     times: list[float] = []
     for run in range(2):
         params = og.GeneratorParams(model)
-        params.set_search_options(do_sample=False, max_length=prompt_len + new_tokens, min_length=prompt_len + new_tokens)
+        params.set_search_options(
+            do_sample=False, max_length=prompt_len + new_tokens, min_length=prompt_len + new_tokens
+        )
         gen = og.Generator(model, params)
         gen.append_tokens(np.array(prompt, dtype=np.int32))
         gen.generate_next_token()
@@ -284,7 +290,11 @@ def machine_facts() -> dict[str, Any]:
                 break
     except OSError:
         pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8") if f" {f}" in flags]
+    isa = [
+        f
+        for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+        if f" {f}" in flags
+    ]
     cpu = platform.processor()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -308,7 +318,9 @@ def check_resources(work: Path, need_ram: float = 20 * GiB, need_disk: float = 7
     ram = psutil.virtual_memory().total
     if ram < need_ram:
         raise ResourceError(f"the benchmark needs ~{need_ram / GiB:.0f} GiB of RAM, this machine has {ram / GiB:.1f}")
-    fsutil.require_disk(work, int(need_disk), "the full-size benchmark (model, anchors, project artifacts, temporary files)")
+    fsutil.require_disk(
+        work, int(need_disk), "the full-size benchmark (model, anchors, project artifacts, temporary files)"
+    )
 
 
 def _tokenizer_source(project_root: Path) -> Path:
@@ -330,7 +342,11 @@ def _bench_params(project_root: Path, model_dir: Path) -> dict[str, Any]:
     import yaml
 
     raw = yaml.safe_load((project_root / "params.yaml").read_text())
-    raw["models"]["bench"] = {"kind": "local", "path": str(model_dir), "description": "Phi-3-mini-shaped, random weights"}
+    raw["models"]["bench"] = {
+        "kind": "local",
+        "path": str(model_dir),
+        "description": "Phi-3-mini-shaped, random weights",
+    }
     raw["model"] = "bench"
     raw["targets"] = {k: v for k, v in raw["targets"].items() if k in TARGETS}
     return raw
@@ -343,8 +359,28 @@ def anchor_commands(model: Path, out: Path, raw_params: dict[str, Any]) -> dict[
     cli = [str(bindir / "optimum-cli"), "export", "openvino", "-m", str(model), "--task", "text-generation-with-past"]
     cmds = {
         "ov-fp16": [*cli, "--weight-format", "fp16", str(out / "ov-fp16")],
-        "ov-int4": [*cli, "--weight-format", "int4", "--group-size", "128", "--ratio", "0.6", "--sym", str(out / "ov-int4")],
-        "ov-npu-int4": [*cli, "--weight-format", "int4", "--group-size", "-1", "--ratio", "1.0", "--sym", str(out / "ov-npu-int4")],
+        "ov-int4": [
+            *cli,
+            "--weight-format",
+            "int4",
+            "--group-size",
+            "128",
+            "--ratio",
+            "0.6",
+            "--sym",
+            str(out / "ov-int4"),
+        ],
+        "ov-npu-int4": [
+            *cli,
+            "--weight-format",
+            "int4",
+            "--group-size",
+            "-1",
+            "--ratio",
+            "1.0",
+            "--sym",
+            str(out / "ov-npu-int4"),
+        ],
     }
     for name in ("ort-cpu-int4", "ort-dml-int4"):
         settings = ortgenai.Settings.model_validate(raw_params["targets"][name]["build"])
@@ -375,7 +411,10 @@ def run_bench(
     check_resources(work, need_ram, need_disk)
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
-    results: dict[str, Any] = {"machine": machine_facts(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results: dict[str, Any] = {
+        "machine": machine_facts(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     try:
         # 0. the model
         t0 = time.monotonic()
@@ -400,9 +439,13 @@ def run_bench(
             step = run_measured(Step(name, "anchor", cmd), work, logs / f"anchor-{name}.log", env)
             folder = anchors_out / name
             step.output_bytes = fsutil.dir_size(folder) if folder.exists() else 0
-            step.weights_sha256 = weights_digest("openvino" if name.startswith("ov-") else "onnx", folder) if folder.exists() else {}
+            step.weights_sha256 = (
+                weights_digest("openvino" if name.startswith("ov-") else "onnx", folder) if folder.exists() else {}
+            )
             steps.append(step)
-            log.info("anchor %s: %.0f s, peak %.1f GiB, rc %d", name, step.wall_s, step.peak_rss_bytes / GiB, step.returncode)
+            log.info(
+                "anchor %s: %.0f s, peak %.1f GiB, rc %d", name, step.wall_s, step.peak_rss_bytes / GiB, step.returncode
+            )
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(anchors_out / f"{name}-cache", ignore_errors=True)
 
@@ -415,14 +458,24 @@ def run_bench(
         stage_cmds = [("source", ["source"]), ("ov-ir", ["ov_ir"])] + [(f"build@{t}", ["build", t]) for t in TARGETS]
         for name, argv in stage_cmds:
             cmd = [sys.executable, "-m", f"stages.{argv[0]}", *argv[1:]]
-            step = run_measured(Step(name, "project", cmd), ws, logs / f"project-{name}.log", dict(env, PYTHONPATH=str(project_root)))
-            folder = {"source": ws / "artifacts/source", "ov-ir": ws / "artifacts/ov-ir"}.get(name) or ws / "artifacts/targets" / name.split("@")[-1]
+            step = run_measured(
+                Step(name, "project", cmd), ws, logs / f"project-{name}.log", dict(env, PYTHONPATH=str(project_root))
+            )
+            folder = {"source": ws / "artifacts/source", "ov-ir": ws / "artifacts/ov-ir"}.get(
+                name
+            ) or ws / "artifacts/targets" / name.split("@")[-1]
             step.output_bytes = fsutil.dir_size(folder) if folder.exists() else 0
             if name.startswith("build@"):
                 t = name.split("@")[1]
                 step.weights_sha256 = weights_digest("openvino" if t.startswith("ov-") else "onnx", folder)
             steps.append(step)
-            log.info("project %s: %.0f s, peak %.1f GiB, rc %d", name, step.wall_s, step.peak_rss_bytes / GiB, step.returncode)
+            log.info(
+                "project %s: %.0f s, peak %.1f GiB, rc %d",
+                name,
+                step.wall_s,
+                step.peak_rss_bytes / GiB,
+                step.returncode,
+            )
             if step.returncode != 0:
                 break
         results["steps"] = [asdict(s) for s in steps]
@@ -439,10 +492,19 @@ def run_bench(
             ):
                 if not folder.is_dir():
                     continue
-                wbytes = weight_bytes_per_token_ov(folder / "openvino_model.xml") if kind == "openvino" else weight_bytes_per_token_onnx(folder / "model.onnx")
+                wbytes = (
+                    weight_bytes_per_token_ov(folder / "openvino_model.xml")
+                    if kind == "openvino"
+                    else weight_bytes_per_token_onnx(folder / "model.onnx")
+                )
                 ms = decode_ms_per_token(kind, folder)
                 bound = 1000.0 * wbytes / results["bandwidth_bytes_per_s"]
-                dec[name] = {"ms_per_token": ms, "weight_bytes_per_token": wbytes, "bound_ms": bound, "ratio": ms / bound}
+                dec[name] = {
+                    "ms_per_token": ms,
+                    "weight_bytes_per_token": wbytes,
+                    "bound_ms": bound,
+                    "ratio": ms / bound,
+                }
                 log.info("decode %s: %.1f ms/token, bound %.1f ms, ratio %.2f", name, ms, bound, ms / bound)
             results["decode"] = dec
         results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -468,10 +530,18 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         anchor_sum += a["wall_s"]
         project_sum += p["wall_s"]
         max_project_rss = max(max_project_rss, p["peak_rss_bytes"])
-        same = bool(a["weights_sha256"]) and a["weights_sha256"].get("openvino_model.bin", a["weights_sha256"].get("model.onnx.data")) == p["weights_sha256"].get(
-            "openvino_model.bin", p["weights_sha256"].get("model.onnx.data")
+        same = bool(a["weights_sha256"]) and a["weights_sha256"].get(
+            "openvino_model.bin", a["weights_sha256"].get("model.onnx.data")
+        ) == p["weights_sha256"].get("openvino_model.bin", p["weights_sha256"].get("model.onnx.data"))
+        rows.append(
+            {
+                "target": t,
+                "anchor": a,
+                "project": p,
+                "same_weights": same,
+                "wall_ratio": p["wall_s"] / a["wall_s"] if a["wall_s"] else None,
+            }
         )
-        rows.append({"target": t, "anchor": a, "project": p, "same_weights": same, "wall_ratio": p["wall_s"] / a["wall_s"] if a["wall_s"] else None})
     ov_ir = steps.get(("project", "ov-ir"))
     source = steps.get(("project", "source"))
     if ov_ir:
@@ -516,7 +586,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
         )
     if s["ov_ir"]:
         o = s["ov_ir"]
-        lines.append(f"| (project) shared FP IR `ov-ir` | | | | | {o['wall_s']:.0f} s | {o['cpu_s']:.0f} s | {o['peak_rss_bytes'] / GiB:.1f} GiB | {o['output_bytes'] / gb:.2f} GB | | |")
+        lines.append(
+            f"| (project) shared FP IR `ov-ir` | | | | | {o['wall_s']:.0f} s | {o['cpu_s']:.0f} s | {o['peak_rss_bytes'] / GiB:.1f} GiB | {o['output_bytes'] / gb:.2f} GB | | |"
+        )
     lines += [
         "",
         f"**Five targets: anchors {s['anchor_wall_s']:.0f} s in all, project {s['project_wall_s']:.0f} s (shared IR included) — "
@@ -537,7 +609,9 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "|---|---|---|---|---|",
         ]
         for name, d in results["decode"].items():
-            lines.append(f"| {name} | {d['weight_bytes_per_token'] / gb:.2f} GB | {d['bound_ms']:.1f} ms | {d['ms_per_token']:.1f} ms | {d['ratio']:.2f} |")
+            lines.append(
+                f"| {name} | {d['weight_bytes_per_token'] / gb:.2f} GB | {d['bound_ms']:.1f} ms | {d['ms_per_token']:.1f} ms | {d['ratio']:.2f} |"
+            )
     lines.append("")
     return "\n".join(lines)
 

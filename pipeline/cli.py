@@ -140,7 +140,14 @@ def report(params_path: str, as_json: bool) -> None:
 @click.option("--hf", "to_hf", is_flag=True, help="Also upload each package to a Hugging Face repo.")
 @click.option("--hf-repo-prefix", default=None, help="org/name → org/name-<target> (default: params).")
 @click.option("--no-dvc", is_flag=True, help="Skip the DVC push (Hugging Face only).")
-def publish(params_path: str, targets: tuple[str, ...], remote: str | None, to_hf: bool, hf_repo_prefix: str | None, no_dvc: bool) -> None:
+def publish(
+    params_path: str,
+    targets: tuple[str, ...],
+    remote: str | None,
+    to_hf: bool,
+    hf_repo_prefix: str | None,
+    no_dvc: bool,
+) -> None:
     """Push validated packages (artifacts/packages/<target>) to the DVC remote and optionally to the Hub.
 
     Refuses any target whose validation did not pass for exactly the bytes in its package."""
@@ -165,11 +172,19 @@ def publish(params_path: str, targets: tuple[str, ...], remote: str | None, to_h
 @click.argument("target")
 @click.option("--out", default=None, help="Destination folder (default: ./<target>).")
 @click.option("--from", "source", type=click.Choice(["dvc", "hf"]), default="dvc", show_default=True)
-@click.option("--repo", default=".", show_default=True, help="Git repo (path or URL) holding the pipeline, for --from dvc.")
+@click.option(
+    "--repo", default=".", show_default=True, help="Git repo (path or URL) holding the pipeline, for --from dvc."
+)
 @click.option("--rev", default=None, help="Git revision (dvc) or Hub revision (hf).")
 @click.option("--hf-repo", default=None, help="Hugging Face repo id, for --from hf.")
 @click.option("--remote", default=None, help="DVC remote to fetch from (default: the repo's default remote).")
-def pull(target: str, out: str | None, source: str, repo: str, rev: str | None, hf_repo: str | None, remote: str | None) -> None:
+@click.option(
+    "--fingerprint", default=None, help="Refuse unless the manifest has this fingerprint (printed by publish)."
+)
+def pull(
+    target: str, out: str | None, source: str, repo: str, rev: str | None, hf_repo: str | None, remote: str | None,
+    fingerprint: str | None,
+) -> None:  # fmt: skip
     """Fetch a published target, verify every file against its manifest, and show how to run it."""
 
     def body() -> None:
@@ -178,7 +193,9 @@ def pull(target: str, out: str | None, source: str, repo: str, rev: str | None, 
         from pipeline import pull as pl
 
         dest = Path(out or target)
-        m = pl.pull(target, dest, source=source, repo=repo, rev=rev, hf_repo=hf_repo, remote=remote)
+        m = pl.pull(
+            target, dest, source=source, repo=repo, rev=rev, hf_repo=hf_repo, remote=remote, fingerprint=fingerprint
+        )
         console.print(
             f"pulled [bold]{target}[/] into {dest}: {len(m['files'])} files verified against manifest.json "
             f"(fingerprint {m['fingerprint']}); validated on {m['validation']['device_label']}"
@@ -209,14 +226,24 @@ def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_
         res = pl.check(Path(artifact), device)
         table = Table("prompt", "identical", "first divergence", title=f"{m['name']} on {res.device_label}")
         for r in res.rows:
-            table.add_row(r["prompt"][:50], "yes" if r["match"] else "no", "-" if r["first_divergence"] is None else str(r["first_divergence"]))
+            table.add_row(
+                r["prompt"][:50],
+                "yes" if r["match"] else "no",
+                "-" if r["first_divergence"] is None else str(r["first_divergence"]),
+            )
         console.print(table)
         console.print(f"exact match {res.exact_match_rate:.0%}, prefix agreement {res.prefix_agreement:.0%}")
-        bound = min_exact_match if min_exact_match is not None else (m["validation"]["gates"] or {}).get("bounds", {}).get("exact_match_min")
+        bound = (
+            min_exact_match
+            if min_exact_match is not None
+            else (m["validation"]["gates"] or {}).get("bounds", {}).get("exact_match_min")
+        )
         if bound is not None and res.exact_match_rate < bound:
             raise PipelineError(f"check failed: exact match {res.exact_match_rate:.2f} < {bound} on {res.device_label}")
         if res.prefix_agreement < min_prefix_agreement:
-            raise PipelineError(f"check failed: prefix agreement {res.prefix_agreement:.2f} < {min_prefix_agreement} on {res.device_label}")
+            raise PipelineError(
+                f"check failed: prefix agreement {res.prefix_agreement:.2f} < {min_prefix_agreement} on {res.device_label}"
+            )
 
     run_main(body, name="aipc check")
 

@@ -39,7 +39,9 @@ def snippet(manifest: dict[str, Any], repo_hint: str = "<this folder>") -> str:
         )
     if runtime == "onnxruntime-genai":
         dml = "dml" in (manifest.get("device_facts", {}).get("genai_providers") or [])
-        install = "pip install onnxruntime-genai-directml  # Windows, DirectML" if dml else "pip install onnxruntime-genai"
+        install = (
+            "pip install onnxruntime-genai-directml  # Windows, DirectML" if dml else "pip install onnxruntime-genai"
+        )
         return (
             f"```bash\n{install}\n```\n\n"
             "```python\nimport onnxruntime_genai as og\n\n"

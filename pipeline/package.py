@@ -58,7 +58,11 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
             continue
         _link_or_copy(target_dir / path, out_dir / path)
     shutil.copyfile(vdir / "outputs.jsonl", out_dir / GOLDEN)
-    source_record = fsutil.read_json(layout.source_dir(root) / "source.json") if (layout.source_dir(root) / "source.json").is_file() else {}
+    source_record = (
+        fsutil.read_json(layout.source_dir(root) / "source.json")
+        if (layout.source_dir(root) / "source.json").is_file()
+        else {}
+    )
     record = fsutil.read_json(target_dir / "target.json")
     draft = manifest.build(name, out_dir, record, validation, source_record)
     (out_dir / CARD).write_text(model_card.render(draft), encoding="utf-8")

@@ -39,7 +39,9 @@ def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> dict[str, Any
         if vpath.is_file():
             v = fsutil.read_json(vpath)
             if not v.get("gates", {}).get("passed"):
-                why = "its validation failed: " + "; ".join(v.get("gates", {}).get("failures", []) or [v.get("status", "?")])
+                why = "its validation failed: " + "; ".join(
+                    v.get("gates", {}).get("failures", []) or [v.get("status", "?")]
+                )
         raise PublishRefused(f"{name} is not publishable: {why}", fix=f"fix it and run `dvc repro package@{name}`")
     m = manifest.read(pkg)
     problems = manifest.verify(pkg, m)
@@ -55,16 +57,25 @@ def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> dict[str, Any
     validated = {k: v for k, v in m["validation"]["validated_files_sha256"].items() if k not in SKIP}
     mismatch = [p for p, sha in validated.items() if files.get(p) != sha]
     if mismatch or not validated:
-        raise PublishRefused(f"{name}: {mismatch[0] if mismatch else 'its files'} are not the bytes that were validated")
+        raise PublishRefused(
+            f"{name}: {mismatch[0] if mismatch else 'its files'} are not the bytes that were validated"
+        )
     return m
 
 
 def dvc_push(paths: list[Path], remote: str | None) -> None:
-    cmd = [str(Path(sys.executable).parent / "dvc"), "push", *([] if remote is None else ["-r", remote]), *map(str, paths)]
+    cmd = [
+        str(Path(sys.executable).parent / "dvc"),
+        "push",
+        *([] if remote is None else ["-r", remote]),
+        *map(str, paths),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-        raise PipelineError(f"dvc push failed: {tail[0]}", fix="check the remote (`dvc remote list`) and its credentials")
+        raise PipelineError(
+            f"dvc push failed: {tail[0]}", fix="check the remote (`dvc remote list`) and its credentials"
+        )
 
 
 def hf_upload(pkg: Path, repo_id: str, private: bool, message: str) -> dict[str, Any]:
@@ -74,7 +85,9 @@ def hf_upload(pkg: Path, repo_id: str, private: bool, message: str) -> dict[str,
 
     token = get_token()
     if token is None:
-        raise PipelineError("no Hugging Face token for the upload", fix="set HF_TOKEN (a write token) or run `hf auth login`")
+        raise PipelineError(
+            "no Hugging Face token for the upload", fix="set HF_TOKEN (a write token) or run `hf auth login`"
+        )
     api = HfApi(endpoint=endpoint(), token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
@@ -105,7 +118,9 @@ def publish(
     manifests = {n: check_publishable(n, root) for n in names}  # all checks before any push
     prefix = hf_prefix or params.publish.hf_repo_prefix
     if to_hf and not prefix:
-        raise PipelineError("no Hugging Face repo prefix", fix="pass --hf-repo-prefix org/name or set publish.hf_repo_prefix")
+        raise PipelineError(
+            "no Hugging Face repo prefix", fix="pass --hf-repo-prefix org/name or set publish.hf_repo_prefix"
+        )
     records = []
     if push_dvc:
         dvc_push([package_dir(n, root) for n in names], remote or params.publish.dvc_remote)
@@ -117,7 +132,9 @@ def publish(
             "dvc_remote": (remote or params.publish.dvc_remote) if push_dvc else None,
         }
         if to_hf:
-            rec["hf"] = hf_upload(package_dir(n, root), f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n]['fingerprint']}")
+            rec["hf"] = hf_upload(
+                package_dir(n, root), f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n]['fingerprint']}"
+            )
         records.append(rec)
         log.info("published %s (%s)", n, rec.get("hf", {}).get("repo", rec["dvc_remote"]))
     PUBLISHED_LOG.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ def pull(
     rev: str | None = None,
     hf_repo: str | None = None,
     remote: str | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -67,6 +68,11 @@ def pull(
             )
         if not m["validation"]["passed"]:
             raise PullRefused(f"{target}: its manifest records a failed validation")
+        if fingerprint and m.get("fingerprint") != fingerprint:
+            raise PullRefused(
+                f"{target}: fingerprint {m.get('fingerprint')} is not the expected {fingerprint}",
+                fix="the remote holds a different build (or a rewritten manifest): check what was published",
+            )
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
@@ -89,7 +95,9 @@ def _dvc_get(repo: str, path: str, dest: Path, rev: str | None, remote: str | No
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = " ".join((proc.stderr or proc.stdout).split())[-300:]
-        raise PipelineError(f"dvc get {path} failed: {tail}", fix="check the repo/--rev and that the target was published")
+        raise PipelineError(
+            f"dvc get {path} failed: {tail}", fix="check the repo/--rev and that the target was published"
+        )
 
 
 def _local_remote_url(repo: str, remote: str | None) -> str | None:
@@ -98,7 +106,10 @@ def _local_remote_url(repo: str, remote: str | None) -> str | None:
     if not (root / ".dvc").is_dir():
         return None
     dvc = str(Path(sys.executable).parent / "dvc")
-    name = remote or subprocess.run([dvc, "config", "core.remote"], cwd=root, capture_output=True, text=True).stdout.strip()
+    name = (
+        remote
+        or subprocess.run([dvc, "config", "core.remote"], cwd=root, capture_output=True, text=True).stdout.strip()
+    )
     if not name:
         return None
     url = subprocess.run([dvc, "config", f"remote.{name}.url"], cwd=root, capture_output=True, text=True).stdout.strip()
@@ -108,14 +119,23 @@ def _local_remote_url(repo: str, remote: str | None) -> str | None:
 
 
 def _hf_get(repo_id: str, dest: Path, rev: str | None) -> None:
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import hf_hub_download, snapshot_download
 
     from pipeline.sources.hub import endpoint
 
     try:
-        snapshot_download(repo_id, revision=rev, local_dir=str(dest), endpoint=endpoint())
+        # The manifest first: it lists the artifact's files; repo housekeeping (.gitattributes) is not fetched.
+        first = Path(
+            hf_hub_download(repo_id, manifest.MANIFEST, revision=rev, endpoint=endpoint(), local_dir=str(dest))
+        )
+        listed = [f["path"] for f in json.loads(first.read_text(encoding="utf-8")).get("files", [])]
+        snapshot_download(
+            repo_id, revision=rev, local_dir=str(dest), endpoint=endpoint(), allow_patterns=[*listed, manifest.MANIFEST]
+        )
     except Exception as exc:
-        raise PipelineError(f"download of {repo_id} failed: {type(exc).__name__}", fix="check --hf-repo, --rev, HF_TOKEN") from None
+        raise PipelineError(
+            f"download of {repo_id} failed: {type(exc).__name__}", fix="check --hf-repo, --rev, HF_TOKEN"
+        ) from None
     shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
 
 
@@ -152,14 +172,18 @@ def check(folder: Path, device: str = "auto", max_prompts: int | None = None) ->
     settings = family.Settings.model_validate(m["settings"])
     validation = Validation(prompts=["-"], openvino_cpu_precision="f32")
     cache = Path(os.environ.get("AIPC_CACHE", Path.home() / ".cache" / "aipc"))
-    runner = open_runner(m["runtime"], m["name"], folder, family, settings, device=device, validation=validation, cache_root=cache)
+    runner = open_runner(
+        m["runtime"], m["name"], folder, family, settings, device=device, validation=validation, cache_root=cache
+    )
     rows = []
     try:
         eos = set(getattr(runner, "eos", set()))
         for g in golden:
             want = g["output_ids"]
             n = len(want) + 1 if g.get("stopped", True) else len(want)
-            got = cut_at_eos(runner.generate(g["input_ids"], max(1, n)).tokens, eos)[: len(want) if not g.get("stopped", True) else None]
+            got = cut_at_eos(runner.generate(g["input_ids"], max(1, n)).tokens, eos)[
+                : len(want) if not g.get("stopped", True) else None
+            ]
             div = mt.first_divergence(want, got)
             rows.append({"prompt": g["prompt"], "match": got == want, "first_divergence": div,
                          "prefix": (len(want) if div is None else div) / max(1, len(want))})  # fmt: skip

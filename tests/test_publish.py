@@ -26,7 +26,9 @@ def aipc(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Comp
 
 
 def git(args: list[str], cwd: Path) -> None:
-    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True, capture_output=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +51,27 @@ def test_packages_hold_manifest_card_and_golden_outputs(published_project):
     assert manifest.verify(pkg) == []
     assert m["validation"]["passed"] and m["source"]["resolved_revision"] and m["tools"]["build"]["nncf"]
     assert m["settings"]["group_size"] == 128 and m["build"]["weights"] == {"int4": 4, "int8": 6}
-    assert {f["path"] for f in m["files"]} >= {"openvino_model.xml", "openvino_model.bin", "README.md", "golden_outputs.jsonl"}
+    assert {f["path"] for f in m["files"]} >= {
+        "openvino_model.xml",
+        "openvino_model.bin",
+        "README.md",
+        "golden_outputs.jsonl",
+    }
     card = (pkg / "README.md").read_text()
-    for section in ("## Quantization and build settings", "## Validation against the reference", "## Use it", "## Provenance"):
+    for section in (
+        "## Quantization and build settings",
+        "## Validation against the reference",
+        "## Use it",
+        "## Provenance",
+    ):
         assert section in card
     assert "teacher-forced top-1 agreement" in card and "LLMPipeline" in card
     dml_card = (published_project / "artifacts/packages/ort-dml-int4/README.md").read_text()
     assert "onnxruntime-genai-directml" in dml_card and "proxy" in dml_card
-    assert json.loads((published_project / "artifacts/packages/npu-lib-int4/status.json").read_text())["status"] == "disabled"
+    assert (
+        json.loads((published_project / "artifacts/packages/npu-lib-int4/status.json").read_text())["status"]
+        == "disabled"
+    )
 
 
 def test_local_remote_round_trip(published_project, tmp_path):
@@ -102,7 +117,10 @@ def test_publishing_an_unvalidated_target_is_refused(published_project):
         proc = aipc(["publish", "--target", "ort-cpu-int4"], published_project)
         assert proc.returncode != 0
         err = " ".join(proc.stderr.split())
-        assert "ort-cpu-int4 is not publishable: its validation failed: ort-cpu-int4: teacher_forced_agreement = 0.5" in err
+        assert (
+            "ort-cpu-int4 is not publishable: its validation failed: ort-cpu-int4: teacher_forced_agreement = 0.5"
+            in err
+        )
     finally:
         shutil.move(pkg.with_name("ort-cpu-int4.bak"), pkg)
         assert dvc(["checkout", "-f"], published_project).returncode == 0
@@ -121,7 +139,11 @@ def s3_server(monkeypatch):
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(k, v)
     import boto3
 
@@ -145,7 +167,10 @@ def test_s3_remote_round_trip(published_project, tmp_path, s3_server):
     assert listed.get("KeyCount", 0) > 0
     t0 = time.monotonic()
     out = tmp_path / "pulled"
-    proc = aipc(["pull", "ov-npu-int4", "--repo", str(published_project), "--rev", "HEAD", "--remote", "s3", "--out", str(out)], tmp_path)
+    proc = aipc(
+        ["pull", "ov-npu-int4", "--repo", str(published_project), "--rev", "HEAD", "--remote", "s3", "--out", str(out)],
+        tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(f"s3 pull: {time.monotonic() - t0:.1f} s", file=sys.stderr)
     assert same_tree(out, published_project / "artifacts/packages/ov-npu-int4")
@@ -161,7 +186,11 @@ def test_hub_round_trip_and_tampered_download_is_refused(published_project, tmp_
     env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_write", "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf"),
            "HF_HUB_CACHE": str(tmp_path / "hf-cache")}  # fmt: skip
     t0 = time.monotonic()
-    proc = aipc(["publish", "--target", "ov-fp16", "--no-dvc", "--hf", "--hf-repo-prefix", "test-org/phi3"], published_project, env)
+    proc = aipc(
+        ["publish", "--target", "ov-fp16", "--no-dvc", "--hf", "--hf-repo-prefix", "test-org/phi3"],
+        published_project,
+        env,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(f"hub publish: {time.monotonic() - t0:.1f} s", file=sys.stderr)
     assert "hf_write" not in proc.stdout + proc.stderr
@@ -172,17 +201,25 @@ def test_hub_round_trip_and_tampered_download_is_refused(published_project, tmp_
 
     t0 = time.monotonic()
     out = tmp_path / "pulled"
-    proc = aipc(["pull", "ov-fp16", "--from", "hf", "--hf-repo", "test-org/phi3-ov-fp16", "--out", str(out)], tmp_path, env)
+    proc = aipc(
+        ["pull", "ov-fp16", "--from", "hf", "--hf-repo", "test-org/phi3-ov-fp16", "--out", str(out)], tmp_path, env
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     print(f"hub pull: {time.monotonic() - t0:.1f} s", file=sys.stderr)
     expected = published_project / "artifacts/packages/ov-fp16"
     assert same_tree(out, expected)
+    fingerprint = manifest.read(expected)["fingerprint"]
+    proc = aipc(["pull", "ov-fp16", "--from", "hf", "--hf-repo", "test-org/phi3-ov-fp16", "--out", str(tmp_path / "fp"),
+                 "--fingerprint", "0" * 16], tmp_path, env)  # fmt: skip
+    assert proc.returncode != 0 and f"fingerprint {fingerprint} is not the expected" in " ".join(proc.stderr.split())
 
     tampered = bytearray(files["openvino_model.bin"])
     tampered[100] ^= 0xFF
     hub.tamper("test-org/phi3-ov-fp16", "openvino_model.bin", bytes(tampered))
     out2 = tmp_path / "pulled-tampered"
-    proc = aipc(["pull", "ov-fp16", "--from", "hf", "--hf-repo", "test-org/phi3-ov-fp16", "--out", str(out2)], tmp_path, env)
+    proc = aipc(
+        ["pull", "ov-fp16", "--from", "hf", "--hf-repo", "test-org/phi3-ov-fp16", "--out", str(out2)], tmp_path, env
+    )
     assert proc.returncode != 0
     err = " ".join(proc.stderr.split())
     assert "ov-fp16 failed verification and was deleted: openvino_model.bin: sha256 differs from the manifest" in err
@@ -199,4 +236,6 @@ def test_check_reruns_golden_prompts_on_the_local_device(published_project, tmp_
     assert "DirectML graph on ONNX Runtime's CPU provider" in " ".join(proc.stdout.split())
     proc = aipc(["check", str(published_project / "artifacts/packages/ov-npu-int4"), "--device", "NPU"], tmp_path)
     if "NPU" not in __import__("openvino").Core().available_devices:
-        assert proc.returncode != 0 and "device NPU was requested but OpenVINO sees only" in " ".join(proc.stderr.split())
+        assert proc.returncode != 0 and "device NPU was requested but OpenVINO sees only" in " ".join(
+            proc.stderr.split()
+        )

@@ -231,6 +231,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "status":
             self._error(fault.code, "Internal", f"injected {fault.code}")
             return
+        if path == "/api/validate-yaml":
+            self._validate_yaml(json.loads(body or b"{}"))
+            return
         if path == "/api/repos/create":
             self._create_repo(json.loads(body or b"{}"))
             return
@@ -290,7 +293,28 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(409, "Conflict", "You already created this model repo")
             return
         self.server_hub.add_commit(repo_id, {".gitattributes": b"*.safetensors filter=lfs\n"})
-        self._send(200, json.dumps({"url": f"{self.server_hub.url}/{repo_id}"}).encode(), {"Content-Type": "application/json"})
+        self._send(
+            200, json.dumps({"url": f"{self.server_hub.url}/{repo_id}"}).encode(), {"Content-Type": "application/json"}
+        )
+
+    def _validate_yaml(self, payload: dict) -> None:
+        """The Hub checks a model card's YAML front matter before a commit that changes README.md."""
+        import yaml
+
+        errors = []
+        content = payload.get("content", "")
+        front = re.match(r"^---\n(.*?)\n---\n", content, re.S)
+        try:
+            meta = yaml.safe_load(front.group(1)) if front else {}
+            if meta is not None and not isinstance(meta, dict):
+                errors.append({"message": "metadata must be a mapping"})
+        except yaml.YAMLError as exc:
+            errors.append({"message": f"invalid YAML: {exc}"})
+        self._send(
+            200 if not errors else 400,
+            json.dumps({"errors": errors, "warnings": []}).encode(),
+            {"Content-Type": "application/json"},
+        )
 
     def _preupload(self, repo_id: str, payload: dict) -> None:
         if not self._can_write() or self._repo_or_error(repo_id) is None:
@@ -311,7 +335,11 @@ class _Handler(BaseHTTPRequestHandler):
             if obj["oid"] not in self.server_hub.lfs_store:
                 entry["actions"] = {"upload": {"href": f"{self.server_hub.url}/lfs-upload/{obj['oid']}", "header": {}}}
             objects.append(entry)
-        self._send(200, json.dumps({"transfer": "basic", "objects": objects}).encode(), {"Content-Type": "application/vnd.git-lfs+json"})
+        self._send(
+            200,
+            json.dumps({"transfer": "basic", "objects": objects}).encode(),
+            {"Content-Type": "application/vnd.git-lfs+json"},
+        )
 
     def _commit(self, repo_id: str, branch: str, body: bytes) -> None:
         import base64
@@ -339,7 +367,11 @@ class _Handler(BaseHTTPRequestHandler):
                 files.pop(value["path"], None)
         sha = self.server_hub.add_commit(repo_id, files, branch=branch)
         url = f"{self.server_hub.url}/{repo_id}/commit/{sha}"
-        self._send(200, json.dumps({"commitUrl": url, "commitOid": sha, "pullRequestUrl": None}).encode(), {"Content-Type": "application/json"})
+        self._send(
+            200,
+            json.dumps({"commitUrl": url, "commitOid": sha, "pullRequestUrl": None}).encode(),
+            {"Content-Type": "application/json"},
+        )
 
     def do_HEAD(self) -> None:
         self._route(head=True)
