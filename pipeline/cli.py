@@ -66,6 +66,36 @@ def _short(settings: dict) -> str:
     return " ".join(parts)
 
 
+@main.command("use-model")
+@click.argument("name")
+@params_option
+def use_model(name: str, params_path: str) -> None:
+    """Point params.yaml's `model:` at another entry of `models:` (e.g. phi-3-mini-4k), checked first."""
+
+    def body() -> None:
+        import re
+        from pathlib import Path
+
+        import yaml
+
+        from pipeline.params import validate_params
+
+        path = Path(params_path)
+        text = path.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+        raw["model"] = name
+        validate_params(raw)  # unknown name, or a target that does not fit the model: one line, nothing written
+        new, n = re.subn(r"(?m)^model:.*$", f"model: {name}", text, count=1)
+        if n != 1:
+            from pipeline.errors import ParamsError
+
+            raise ParamsError([f"{path}: no top-level `model:` line to change"])
+        path.write_text(new, encoding="utf-8")
+        console.print(f"{path}: model: {name} — `dvc repro` now builds it")
+
+    run_main(body, name="aipc use-model")
+
+
 @main.command()
 @params_option
 def doctor(params_path: str) -> None:

@@ -30,6 +30,8 @@ def test_repro_builds_validates_and_reports_every_target(project):
         metrics = json.loads((project / f"artifacts/validation/{name}/metrics.json").read_text())
         assert metrics["status"] == ("measured" if t["enabled"] else "disabled"), name
         assert (project / f"artifacts/targets/{name}/target.json").is_file()
+        if t["enabled"]:
+            assert (project / f"artifacts/packages/{name}/manifest.json").is_file()
     for f in ("metrics.json", "plots.json", "report.md", "report.html"):
         assert (project / "artifacts/report" / f).is_file()
     fp16 = json.loads((project / "artifacts/validation/ov-fp16/metrics.json").read_text())
@@ -62,7 +64,7 @@ def test_changing_one_target_reruns_only_that_target(project):
     try:
         proc = dvc(["repro"], project)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-        assert stages_run(proc) == {"build@ov-int4", "validate@ov-int4", "report"}
+        assert stages_run(proc) == {"build@ov-int4", "validate@ov-int4", "package@ov-int4", "report"}
     finally:
         params.write_text(text)
         dvc(["repro"], project)
@@ -76,7 +78,9 @@ def test_changing_a_validation_knob_reruns_only_validation(project):
         proc = dvc(["repro"], project)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         ran = stages_run(proc)
-        assert ran and all(s == "reference" or s.startswith("validate@") or s == "report" for s in ran), ran
+        assert ran and all(s == "reference" or s.startswith(("validate@", "package@")) or s == "report" for s in ran), (
+            ran
+        )
     finally:
         params.write_text(text)
         dvc(["repro"], project)
