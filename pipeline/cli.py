@@ -96,6 +96,39 @@ def use_model(name: str, params_path: str) -> None:
     run_main(body, name="aipc use-model")
 
 
+@main.group()
+def env() -> None:
+    """Isolated environments for targets whose dependencies clash with the main one."""
+
+
+@env.command("npu-lib")
+@params_option
+@click.option("--rebuild", is_flag=True, help="Build it again even if it exists.")
+def env_npu_lib(params_path: str, rebuild: bool) -> None:
+    """Build (offline but for the package index) or check intel-npu-acceleration-library's environment."""
+
+    def body() -> None:
+        import shutil
+
+        from pipeline import npu_lib_env
+        from pipeline.params import load_params
+
+        params = load_params(params_path)
+        names = [n for n, t in params.targets.items() if t.family == "npu_lib"]
+        setting = params.settings(names[0]).env_dir if names else None
+        env_dir = npu_lib_env.resolve_env_dir(setting)
+        if rebuild and env_dir.exists():
+            shutil.rmtree(env_dir)
+        rec = npu_lib_env.ensure_env(env_dir)
+        console.print(
+            f"{env_dir}: {rec['library']} with {rec['openvino']}, torch {rec['torch']}, transformers {rec['transformers']}; "
+            f"built in {rec['build_seconds']:.0f} s, {rec['size_bytes'] / 1e9:.2f} GB; "
+            + ("NPU found" if rec["npu_available"] else "no NPU: the library will run on the CPU (fallback)")
+        )
+
+    run_main(body, name="aipc env npu-lib")
+
+
 @main.command()
 @params_option
 def doctor(params_path: str) -> None:

@@ -166,6 +166,11 @@ def check(folder: Path, device: str = "auto", max_prompts: int | None = None) ->
     if problems:
         raise PullRefused(f"{folder} does not match its manifest: {problems[0]}", fix="pull it again")
     m = manifest.read(folder)
+    if m.get("runtime") == "npu-lib":
+        raise PipelineError(
+            f"{m['name']} holds intel-npu-acceleration-library's run record, not a model to run",
+            fix=f"on the NPU machine, run `dvc repro validate@{m['name']}` with the source model",
+        )
     golden = [json.loads(x) for x in (folder / GOLDEN).read_text(encoding="utf-8").splitlines() if x]
     golden = golden[:max_prompts] if max_prompts else golden
     family = family_module(m["family"])

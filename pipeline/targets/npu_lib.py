@@ -1,19 +1,38 @@
-"""The legacy route: intel-npu-acceleration-library (archived upstream), run in its own virtual env."""
+"""The legacy route (``npu-lib-int4``): intel-npu-acceleration-library, in its own virtual environment.
+
+The seed project ran Phi-3 with ``NPUModelForCausalLM.from_pretrained(model, use_cache=True,
+config=CompilerConfig(dtype=int4), attn_implementation="sdpa")``. The library compiles at load time and
+ships no binary to publish, so this target's artifact is the *run record*: which environment (library,
+OpenVINO 2024.4, torch, transformers versions; build time and size), whether an NPU was found
+(``npu_available()``) — without one it runs on the CPU and the record says ``CPU (fallback)`` — the load
+time and a smoke generation, plus the tokenizer files to decode its outputs. Its compiled-model cache (a
+pickle that ``torch.load`` fails to read back) is never written. Off by default (``enabled: false``):
+turning it on builds the environment once per machine (~2 min, ~1.7 GB), offline but for the package index.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 
-from pipeline.targets.base import ModelDims, StrictSettings
+from pipeline import fsutil
+from pipeline.errors import BuildError
+from pipeline.targets.base import BuildContext, ModelDims, StrictSettings
 
 RUNTIME = "npu-lib"
+RECORD = "npu_lib_run.json"
+COPIED = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
 class Settings(StrictSettings):
     dtype: Literal["int4", "int8", "fp16"] = Field("int4", description="CompilerConfig(dtype=...)")
-    env_dir: str = Field(".venv-npu-lib", description="The isolated virtual environment (relative to the project).")
+    env_dir: str | None = Field(
+        None, description="The isolated virtual environment; null = the build cache (shared by every checkout)."
+    )
 
 
 def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
@@ -21,15 +40,70 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 
 
 def estimate(settings: Settings, weights: int) -> tuple[int, int]:
-    return int(2.5 * weights), 0
+    # fp32 load + the library's quantised copy; the artifact itself is a few small files
+    return int(3.0 * weights), 10 * 2**20
+
+
+def intended_device(settings: Settings) -> str:
+    return "NPU"
 
 
 def env_check(settings: Settings):
-    from pathlib import Path
-
     from pipeline.doctor import Check
+    from pipeline.npu_lib_env import read_stamp, resolve_env_dir
 
-    env = Path(settings.env_dir)
-    if (env / "bin" / "python").exists():
-        return Check("npu-lib env", "ok", f"{env} exists")
-    return Check("npu-lib env", "warn", f"{env} not built yet: `aipc env npu-lib` builds it (offline)")
+    env = resolve_env_dir(settings.env_dir)
+    rec = read_stamp(env)
+    if rec:
+        where = "NPU found" if rec.get("npu_available") else "no NPU: it will run on the CPU (fallback)"
+        return Check("npu-lib env", "ok", f"{env} ({rec['library']}, {rec['size_bytes'] / 1e9:.1f} GB; {where})")
+    return Check("npu-lib env", "warn", f"{env} not built yet: `aipc env npu-lib` (or the build stage) builds it")
+
+
+def build(ctx: BuildContext) -> dict[str, Any]:
+    from pipeline.npu_lib_env import ensure_env, env_python, resolve_env_dir
+    from pipeline.runners.npu_lib import NPULibWorker, device_choice
+
+    s: Settings = ctx.settings
+    env = ensure_env(resolve_env_dir(s.env_dir))
+    for name in COPIED:
+        if (ctx.source_dir / name).is_file():
+            shutil.copyfile(ctx.source_dir / name, ctx.work_dir / name)
+    # Relative to the artifact folder (its temporary folder is a sibling of the final one).
+    model_rel = os.path.relpath(ctx.source_dir.resolve(), ctx.work_dir.resolve())
+    worker = NPULibWorker(env_python(Path(env["path"])), ctx.source_dir, s.dtype)
+    try:
+        choice = device_choice(worker.facts)
+        ids = worker.call({"op": "chat_ids", "messages": [{"role": "user", "content": "Hello"}]})["ids"]
+        smoke = worker.call({"op": "generate", "ids": ids, "max_new_tokens": 8})
+    finally:
+        worker.close()
+    pickles = [p.name for p in ctx.work_dir.rglob("*") if p.suffix in (".pt", ".pkl", ".pickle", ".bin")]
+    if pickles:
+        raise BuildError(f"the npu-lib run left pickles in the artifact ({', '.join(pickles)}): refusing to keep them")
+    record = {
+        "device": choice.label if choice.device == "NPU" else "CPU (fallback)",
+        "npu_available": worker.facts["npu_available"],
+        "npu_driver_version": worker.facts.get("npu_driver_version"),
+        "dtype": s.dtype,
+        "model_dir": model_rel,
+        "load_seconds": round(worker.load_seconds, 2),
+        "smoke": {"prompt_ids": ids, "tokens": smoke["tokens"]},
+        "compiled_model_cache": "disabled (export=False): no pickle is written or published",
+        "environment": {
+            k: env.get(k)
+            for k in (
+                "library",
+                "openvino",
+                "requirements",
+                "build_seconds",
+                "size_bytes",
+                "library_version",
+                "torch",
+                "transformers",
+                "path",
+            )
+        },  # fmt: skip
+    }
+    fsutil.write_json(ctx.work_dir / RECORD, record)
+    return {"npu_lib": record}
