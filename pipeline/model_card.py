@@ -55,6 +55,16 @@ def snippet(manifest: dict[str, Any], repo_hint: str = "<this folder>") -> str:
     return f"See `{name}`'s run record (`npu_lib_run.json`): this route ships no binary model.\n"
 
 
+def _weights_line(manifest: dict[str, Any]) -> str:
+    build = manifest.get("build") or {}
+    if build.get("weights"):
+        return ", ".join(f"{n} {p} layers" for p, n in build["weights"].items())
+    graph = build.get("graph") or {}
+    if graph:
+        return f"{graph.get('quantized_matmuls', 0)} MatMulNBits ({graph.get('quantized_by_kind')})"
+    return "none shipped — intel-npu-acceleration-library quantises the source model when it loads it"
+
+
 def render(manifest: dict[str, Any], reference_perplexity: float | None = None) -> str:
     src = manifest["source"]
     v = manifest["validation"]
@@ -89,7 +99,7 @@ def render(manifest: dict[str, Any], reference_perplexity: float | None = None) 
         "|---|---|",
         settings_rows,
         "",
-        f"Weights in the artifact: {manifest['build'].get('weights') or manifest['build'].get('graph', {}).get('quantized_by_kind')}.",
+        f"Weights in the artifact: {_weights_line(manifest)}.",
         "",
         "## Validation against the reference",
         "",

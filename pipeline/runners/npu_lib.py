@@ -6,6 +6,7 @@ The library falls back to the CPU without saying so when there is no NPU; the ru
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -57,10 +58,8 @@ class NPULibWorker:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(PipelineError):
                 self.call({"op": "quit"})
-            except PipelineError:
-                pass
             self.proc.wait(timeout=30)
         self._tmp.cleanup()
 

@@ -25,6 +25,17 @@ from pipeline.targets.base import BuildContext, ModelDims, StrictSettings
 
 RUNTIME = "npu-lib"
 RECORD = "npu_lib_run.json"
+ENV_FACTS = (
+    "library",
+    "openvino",
+    "requirements",
+    "build_seconds",
+    "size_bytes",
+    "library_version",
+    "torch",
+    "transformers",
+    "path",
+)
 COPIED = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
