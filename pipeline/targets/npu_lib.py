@@ -101,20 +101,7 @@ def build(ctx: BuildContext) -> dict[str, Any]:
         "load_seconds": round(worker.load_seconds, 2),
         "smoke": {"prompt_ids": ids, "tokens": smoke["tokens"]},
         "compiled_model_cache": "disabled (export=False): no pickle is written or published",
-        "environment": {
-            k: env.get(k)
-            for k in (
-                "library",
-                "openvino",
-                "requirements",
-                "build_seconds",
-                "size_bytes",
-                "library_version",
-                "torch",
-                "transformers",
-                "path",
-            )
-        },  # fmt: skip
+        "environment": {k: env.get(k) for k in ENV_FACTS},
     }
     fsutil.write_json(ctx.work_dir / RECORD, record)
     return {"npu_lib": record}
