@@ -236,8 +236,14 @@ def weight_bytes_per_token_onnx(model_path: Path) -> int:
     return total
 
 
-def decode_ms_per_token(kind: str, model_dir: Path, new_tokens: int = 64, prompt_len: int = 32) -> float:
-    """Median ms per output token (warm): one warm-up generation, then a timed one, no early stop."""
+def decode_ms_per_token(kind: str, model_dir: Path, tuned: bool, new_tokens: int = 64, prompt_len: int = 32) -> float:
+    """Median ms per output token (warm): one warm-up generation, then a timed one, no early stop.
+
+    ``tuned`` = the CPU settings the validation runners use: OpenVINO ``INFERENCE_PRECISION_HINT=f32`` (its
+    default on AMX/AVX512-BF16 CPUs is bf16, which disables the int8 dynamic quantization of activations
+    that int4 weights are fast with), ONNX Runtime GenAI one intra-op thread per physical core.
+    Otherwise each runtime's defaults.
+    """
     import numpy as np
 
     prompt = [int(x) for x in np.random.default_rng(0).integers(300, 2000, size=prompt_len)]
@@ -245,7 +251,8 @@ def decode_ms_per_token(kind: str, model_dir: Path, new_tokens: int = 64, prompt
         import openvino as ov
         import openvino_genai as ov_genai
 
-        pipe = ov_genai.LLMPipeline(str(model_dir), "CPU")
+        props = {"INFERENCE_PRECISION_HINT": "f32"} if tuned else {}
+        pipe = ov_genai.LLMPipeline(str(model_dir), "CPU", **props)
         cfg = pipe.get_generation_config()
         cfg.max_new_tokens, cfg.min_new_tokens, cfg.do_sample, cfg.ignore_eos = new_tokens, new_tokens, False, True
         arr = np.array([prompt], dtype=np.int64)
@@ -256,8 +263,12 @@ def decode_ms_per_token(kind: str, model_dir: Path, new_tokens: int = 64, prompt
         return statistics.median(durations) / 1000.0
     import onnxruntime_genai as og
 
+    from pipeline.runners.ort_genai import cpu_threads
+
     config = og.Config(str(model_dir))
     config.clear_providers()
+    if tuned:
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cpu_threads()}}}}))
     model = og.Model(config)
     times: list[float] = []
     for run in range(2):

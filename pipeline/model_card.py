@@ -34,7 +34,8 @@ def snippet(manifest: dict[str, Any], repo_hint: str = "<this folder>") -> str:
     if runtime == "openvino-genai":
         return (
             "```python\nimport openvino_genai as ov_genai\n\n"
-            f'pipe = ov_genai.LLMPipeline("{repo_hint}", "CPU")  # or "GPU" for the integrated GPU\n'
+            "# On CPUs with AMX/AVX512-BF16, INFERENCE_PRECISION_HINT='f32' keeps int4 decoding on the fast int8 path\n"
+            f'pipe = ov_genai.LLMPipeline("{repo_hint}", "CPU", INFERENCE_PRECISION_HINT="f32")  # or "GPU"\n'
             'print(pipe.generate("What is an NPU?", max_new_tokens=64))\n```\n'
         )
     if runtime == "onnxruntime-genai":

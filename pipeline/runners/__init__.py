@@ -48,7 +48,7 @@ def open_runner(
         from pipeline.runners import ort_genai
 
         choice = ort_genai.choose_device(family.intended_device(settings), device, name)
-        return ort_genai.OrtGenAIRunner(target_dir, choice)
+        return ort_genai.OrtGenAIRunner(target_dir, choice, threads=getattr(validation, "threads", None))
     if runtime == "npu-lib":
         from pipeline.runners import npu_lib
 
