@@ -316,7 +316,8 @@ def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_
 @click.option("--docs", default="docs", show_default=True, help="Where benchmarks.md/json are written.")
 @click.option("--keep", is_flag=True, help="Keep the model and artifacts made (default: remove them).")
 @click.option("--no-decode", is_flag=True, help="Skip the decode-speed measurements.")
-def bench(work: str, docs: str, keep: bool, no_decode: bool) -> None:
+@click.option("--resume", is_flag=True, help="Reuse the steps an earlier --keep run of the same --work measured.")
+def bench(work: str, docs: str, keep: bool, no_decode: bool, resume: bool) -> None:
     """Full-size benchmark: Phi-3-mini-shaped model, anchor commands vs the project's stages (~30-40 min)."""
 
     def body() -> None:
@@ -325,7 +326,7 @@ def bench(work: str, docs: str, keep: bool, no_decode: bool) -> None:
         from pipeline import bench as b
 
         command = "aipc bench" + (" --no-decode" if no_decode else "")
-        results = b.run_bench(Path("."), Path(work), keep=keep, decode=not no_decode)
+        results = b.run_bench(Path("."), Path(work), keep=keep, decode=not no_decode, resume=resume)
         b.write_results(results, Path(docs), command)
         console.print(b.markdown(results, command))
 
