@@ -30,14 +30,17 @@ class Paragraph:
     text: str
 
 
+def split_paragraphs(raw: str, min_chars: int = 1) -> list[str]:
+    """Blank-line separated paragraphs, whitespace-normalised."""
+    texts = (" ".join(block.split()) for block in re.split(r"\n\s*\n", raw))
+    return [t for t in texts if len(t) >= min_chars]
+
+
 def _paragraphs(paths: list[Path]) -> tuple[Paragraph, ...]:
     out: list[Paragraph] = []
     for path in paths:
-        raw = path.read_text(encoding="utf-8")
-        for block in re.split(r"\n\s*\n", raw):
-            text = " ".join(block.split())
-            if len(text) >= MIN_PARAGRAPH_CHARS:
-                out.append(Paragraph(path.stem, text))
+        for text in split_paragraphs(path.read_text(encoding="utf-8"), MIN_PARAGRAPH_CHARS):
+            out.append(Paragraph(path.stem, text))
     return tuple(out)
 
 
@@ -62,6 +65,21 @@ def heldout_paragraphs() -> tuple[Paragraph, ...]:
 def heldout_text() -> str:
     """Text never seen in training, for perplexity."""
     return "\n\n".join(p.text for p in heldout_paragraphs())
+
+
+def read_text_source(spec: str, *, key: str, builtin: str) -> str:
+    """``spec`` = 'corpus' (the shipped ``builtin`` text) or the path of a UTF-8 text file (``key`` names the param)."""
+    if spec == "corpus":
+        return builtin
+    path = Path(spec)
+    if not path.is_file():
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(
+            f"{key} = {spec!r} is neither 'corpus' nor a text file",
+            fix=f"set {key} to 'corpus' or to the path of a UTF-8 text file",
+        )
+    return path.read_text(encoding="utf-8")
 
 
 def calibration_texts() -> list[str]:

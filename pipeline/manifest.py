@@ -111,3 +111,8 @@ def verify(folder: Path, manifest: dict[str, Any] | None = None) -> list[str]:
         if fsutil.sha256_file(p) != f["sha256"]:
             problems.append(f"{path}: sha256 differs from the manifest")
     return problems
+
+
+def summary(problems: list[str]) -> str:
+    """The first problem, and how many more there are."""
+    return problems[0] + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")

@@ -8,7 +8,6 @@ for exactly these bytes: every file's sha256 must equal what the validation stag
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
     for path in sorted(current):
         if path in SKIP:
             continue
-        _link_or_copy(target_dir / path, out_dir / path)
+        fsutil.link_or_copy(target_dir / path, out_dir / path)
     shutil.copyfile(vdir / "outputs.jsonl", out_dir / GOLDEN)
     source_record = (
         fsutil.read_json(layout.source_dir(root) / "source.json")
@@ -70,11 +69,3 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
     manifest.write(out_dir, final)
     log.info("%s packaged: %d files, fingerprint %s", name, len(final["files"]), final["fingerprint"])
     return final
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)

@@ -47,8 +47,7 @@ def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> dict[str, Any
     problems = manifest.verify(pkg, m)
     if problems:
         raise PublishRefused(
-            f"{name} was modified after it was validated: {problems[0]}"
-            + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+            f"{name} was modified after it was validated: {manifest.summary(problems)}",
             fix=f"restore it with `dvc checkout artifacts/packages/{name}` or rebuild with `dvc repro`",
         )
     if not m["validation"]["passed"]:

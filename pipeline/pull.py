@@ -62,8 +62,7 @@ def pull(
         problems = manifest.verify(tmp, m)
         if problems:
             raise PullRefused(
-                f"{target} failed verification and was deleted: {problems[0]}"
-                + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""),
+                f"{target} failed verification and was deleted: {manifest.summary(problems)}",
                 fix="the remote copy is damaged or was tampered with: republish it from a validated build",
             )
         if not m["validation"]["passed"]:

@@ -6,24 +6,14 @@ import click
 
 from pipeline import layout
 from pipeline.build import build_target
-from pipeline.console import run_main
-from pipeline.fsutil import atomic_dir, clean_stale_tmp
-from pipeline.params import load_params
+from pipeline.stage import run_target_stage
 
 
 @click.command()
 @click.argument("target")
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 def main(target: str, params_path: str) -> None:
-    def body() -> None:
-        params = load_params(params_path)
-        params.target(target)  # unknown name → one clear line
-        out = layout.target_dir(target)
-        clean_stale_tmp(out.parent)
-        with atomic_dir(out) as tmp:
-            build_target(params, target, tmp)
-
-    run_main(body, name=f"build@{target}")
+    run_target_stage("build", target, params_path, layout.target_dir, build_target)
 
 
 if __name__ == "__main__":

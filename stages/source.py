@@ -5,23 +5,14 @@ from __future__ import annotations
 import click
 
 from pipeline import layout
-from pipeline.console import run_main
-from pipeline.fsutil import atomic_dir, clean_stale_tmp
-from pipeline.params import load_params
 from pipeline.sources import fetch_source
+from pipeline.stage import run_output_stage
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 def main(params_path: str) -> None:
-    def body() -> None:
-        params = load_params(params_path)
-        out = layout.source_dir()
-        clean_stale_tmp(out.parent)
-        with atomic_dir(out) as tmp:
-            fetch_source(params, tmp)
-
-    run_main(body, name="stage source")
+    run_output_stage("stage source", params_path, lambda p: layout.source_dir(), fetch_source)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline import fsutil, layout
-from pipeline.console import run_main
-from pipeline.params import load_params
+from pipeline import layout
+from pipeline.stage import run_target_stage
 from pipeline.validate.harness import raise_if_failed, validate_target
 
 
@@ -14,17 +13,8 @@ from pipeline.validate.harness import raise_if_failed, validate_target
 @click.argument("target")
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 def main(target: str, params_path: str) -> None:
-    def body() -> None:
-        params = load_params(params_path)
-        params.target(target)
-        out = layout.validation_dir(target)
-        fsutil.clean_stale_tmp(out.parent)
-        with fsutil.atomic_dir(out) as tmp:
-            result = validate_target(params, target, tmp)
-        # The metrics are in place before the gate verdict, so a failure can be inspected.
-        raise_if_failed(result)
-
-    run_main(body, name=f"validate@{target}")
+    # The gate verdict comes after the metrics are in place, so a failure can be inspected.
+    run_target_stage("validate", target, params_path, layout.validation_dir, validate_target, after=raise_if_failed)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -334,11 +333,7 @@ def _discard(path: Path) -> None:
 
 
 def _place(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+    fsutil.link_or_copy(src, dst)
 
 
 # --------------------------------------------------------------------------- offline cache

@@ -24,7 +24,7 @@ def fetch(entry, out_dir: Path) -> dict:
             )
         raise SourceError(f"{src} has no *.safetensors weights")
     for name in take:
-        _link_or_copy(src / name, out_dir / name)
+        _copy(src / name, out_dir / name)
     return {
         "repo": str(src.resolve()),
         "requested_revision": None,
@@ -34,6 +34,6 @@ def fetch(entry, out_dir: Path) -> dict:
     }
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
+def _copy(src: Path, dst: Path) -> None:
     """Copy (never hard-link: DVC would later make the shared inode read-only in the user's folder)."""
     shutil.copyfile(src, dst)

@@ -290,18 +290,9 @@ def load_calibration_texts(dataset: str) -> list[str]:
 
     if dataset == "corpus":
         return corpus.calibration_texts()
-    path = Path(dataset)
-    if not path.is_file():
-        raise BuildError(
-            f"calibration dataset {dataset!r} is neither 'corpus' nor a text file",
-            fix="set calibration.dataset to 'corpus' or to the path of a UTF-8 text file",
-        )
-    import re
-
-    texts = [" ".join(b.split()) for b in re.split(r"\n\s*\n", path.read_text(encoding="utf-8"))]
-    texts = [t for t in texts if t]
+    texts = corpus.split_paragraphs(corpus.read_text_source(dataset, key="calibration.dataset", builtin=""))
     if not texts:
-        raise BuildError(f"calibration file {path} has no text")
+        raise BuildError(f"calibration file {dataset} has no text")
     return texts
 
 

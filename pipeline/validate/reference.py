@@ -37,15 +37,8 @@ def messages_for(params: Params, prompt: str) -> list[dict[str, str]]:
 
 
 def heldout_text(spec: str) -> str:
-    if spec == "corpus":
-        return corpus.heldout_text()
-    path = Path(spec)
-    if not path.is_file():
-        raise PipelineError(
-            f"validation.heldout = {spec!r} is neither 'corpus' nor a text file",
-            fix="set validation.heldout to 'corpus' or to the path of a UTF-8 text file",
-        )
-    return re.sub(r"[ \t]+", " ", path.read_text(encoding="utf-8"))
+    text = corpus.read_text_source(spec, key="validation.heldout", builtin=corpus.heldout_text())
+    return re.sub(r"[ \t]+", " ", text)
 
 
 def build_reference(params: Params, source_dir: Path, out_dir: Path) -> dict[str, Any]:
