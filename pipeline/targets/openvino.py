@@ -78,7 +78,7 @@ def derive(ir_dir, source_dir, work_dir, settings: Any) -> dict[str, Any]:
         bits = 8 if fmt == "int8" else 4
         dataset = None
         if settings.data_aware and bits == 4:
-            dataset = ov_ir.calibration_dataset(ir_dir, source_dir, settings.calibration)
+            dataset = ov_ir.calibration_dataset(ir_dir, source_dir, settings.calibration, prefill_only=settings.gptq)
         facts.update(ov_ir.compress(ir_dir, out_xml, settings, bits, dataset))
     facts["weights"] = ov_ir.weight_precisions(out_xml)
     return facts

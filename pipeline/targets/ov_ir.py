@@ -252,7 +252,7 @@ def _layer_names(text: str) -> list[str]:
 # --------------------------------------------------------------------------- calibration
 
 
-def calibration_dataset(ir_dir: Path, tokenizer_dir: Path, calibration: Any) -> Any:
+def calibration_dataset(ir_dir: Path, tokenizer_dir: Path, calibration: Any, prefill_only: bool = False) -> Any:
     """An nncf.Dataset of the FP IR's own inputs on offline text, collected the way optimum-intel does.
 
     Each sample is run through the stateful model as "prefill + one generated token" and the inputs of
@@ -282,6 +282,17 @@ def calibration_dataset(ir_dir: Path, tokenizer_dir: Path, calibration: Any) -> 
     finally:
         model.request = model.request.request
     log.info("calibration: %d samples (%d inference inputs) from %s", len(picked), len(collected), calibration.dataset)
+    if prefill_only:
+        # NNCF 3.4's GPTQ runs sub-graphs that are stateless and refuses the state-reset marker ("Cannot reset
+        # state of a stateless model"). Without the marker NNCF resets the state before every input, which
+        # is right for prefills and wrong for the decode steps: keep the prefills only, each a whole sample.
+        from nncf.definitions import NNCF_DATASET_RESET_STATE_KEY
+
+        collected = [
+            {k: v for k, v in item.items() if k != NNCF_DATASET_RESET_STATE_KEY}
+            for item in collected
+            if item.get(NNCF_DATASET_RESET_STATE_KEY, True)
+        ]
     return nncf.Dataset(collected)
 
 
