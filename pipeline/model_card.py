@@ -90,7 +90,7 @@ def render(manifest: dict[str, Any], reference_perplexity: float | None = None) 
         "",
         f"# {manifest['name']} — {manifest.get('description') or manifest['runtime']}",
         "",
-        f"A **{manifest['runtime']}** build of `{src.get('repo')}` (revision `{revision}`) made by the aipc-pipeline, "
+        f"`{src.get('repo')}` (revision `{revision}`) built for **{manifest['runtime']}** by the aipc-pipeline, "
         f"meant to run on **{intended}**. It was validated against the original model (transformers, fp32) "
         f"on **{v.get('device')}**{proxy}.",
         "",
