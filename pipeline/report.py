@@ -229,13 +229,57 @@ def _svg_scatter(rows: list[dict[str, Any]], x: str, y: str, xlabel: str, ylabel
         parts.append(
             f'<text x="{pad + (w - 2 * pad) * i / 4:.1f}" y="{h - pad + 16}" text-anchor="middle" font-size="10">{label:.3g}</text>'
         )
-    for xv, yv, name in pts:
+    centres = [(px(xv), py(yv), name) for xv, yv, name in pts]
+    for cx, cy, name in centres:
         parts.append(
-            f'<circle cx="{px(xv):.1f}" cy="{py(yv):.1f}" r="5" fill="#1f6feb"><title>{html.escape(name)}</title></circle>'
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="#1f6feb"><title>{html.escape(name)}</title></circle>'
         )
-        parts.append(f'<text x="{px(xv) + 7:.1f}" y="{py(yv) - 6:.1f}" font-size="11">{html.escape(name)}</text>')
+    for (lx, ly, anchor), (_, _, name) in zip(_place_labels(centres, w), centres, strict=True):
+        parts.append(
+            f'<text x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}" font-size="11">{html.escape(name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
+
+
+LABEL_CHAR_W, LABEL_H = 6.5, 12.0  # 11 px sans-serif, generous
+
+
+def _place_labels(centres: list[tuple[float, float, str]], width: float) -> list[tuple[float, float, str]]:
+    """Put each point's label beside it where it covers no other label and no point (targets often cluster,
+    e.g. the int4 variants): right, left, then the four diagonals, then further out; returns the text position
+    and anchor for each point."""
+    radius = 6.0
+    taken = [(cx - radius, cy - radius, cx + radius, cy + radius) for cx, cy, _ in centres]
+    out: list[tuple[float, float, str]] = []
+    for cx, cy, name in centres:
+        tw = LABEL_CHAR_W * len(name)
+        spots = [(8.0, 4.0, "start"), (-8.0, 4.0, "end")]
+        for step in (0, 1, 2):
+            dy = 7 + step * LABEL_H
+            spots += [
+                (6.0, -dy, "start"),
+                (6.0, dy + LABEL_H - 2, "start"),
+                (-6.0, -dy, "end"),
+                (-6.0, dy + LABEL_H - 2, "end"),
+            ]
+        choice = None
+        for ax, ay, anchor in spots:
+            left = cx + ax if anchor == "start" else cx + ax - tw
+            box = (left, cy + ay - LABEL_H + 2, left + tw, cy + ay + 2)
+            if box[0] >= 0 and box[2] <= width and not any(_overlap(box, b) for b in taken):
+                choice = (cx + ax, cy + ay, anchor, box)
+                break
+        if choice is None:  # nowhere free: the first spot, overlapping
+            ax, ay, _ = spots[0]
+            choice = (cx + ax, cy + ay, "start", (cx + ax, cy + ay - LABEL_H + 2, cx + ax + tw, cy + ay + 2))
+        taken.append(choice[3])
+        out.append(choice[:3])
+    return out
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return not (a[2] <= b[0] or a[0] >= b[2] or a[3] <= b[1] or a[1] >= b[3])
 
 
 CSS = """

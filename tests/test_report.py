@@ -1,0 +1,41 @@
+"""Report rendering pieces that need no pipeline run (the full report is tested in test_pipeline_dvc)."""
+
+from __future__ import annotations
+
+import re
+
+from pipeline import report
+
+
+def _box(x: float, y: float, anchor: str, name: str) -> tuple[float, float, float, float]:
+    tw = report.LABEL_CHAR_W * len(name)
+    left = x if anchor == "start" else x - tw
+    return left, y - report.LABEL_H + 2, left + tw, y + 2
+
+
+def test_clustered_point_labels_cover_no_label_and_no_point():
+    # the embedded model's int4 targets sit within a few pixels of each other in the perplexity plot
+    centres = [
+        (75.0, 272.0, "ov-npu-int4"),
+        (99.0, 273.0, "ov-int4"),
+        (105.0, 279.0, "ort-dml-int4"),
+        (300.0, 40.0, "ov-fp16"),
+    ]
+    boxes = [_box(x, y, a, n) for (x, y, a), (_, _, n) in zip(report._place_labels(centres, 520), centres, strict=True)]
+    for i, a in enumerate(boxes):
+        assert a[0] >= 0 and a[2] <= 520
+        for b in boxes[i + 1 :]:
+            assert not report._overlap(a, b), (a, b)
+        for cx, cy, _ in centres:
+            assert not report._overlap(a, (cx - 5, cy - 5, cx + 5, cy + 5)), (a, cx, cy)
+
+
+def test_scatter_names_every_target():
+    rows = [
+        {"target": "ov-int4", "size": 2.8, "agree": 0.977},
+        {"target": "ov-npu-int4", "size": 2.4, "agree": 0.982},
+        {"target": "no-metric", "size": 1.0, "agree": None},
+    ]
+    svg = report._svg_scatter(rows, "size", "agree", "size on disk (MB)", "agreement")
+    labels = re.findall(r'font-size="11">([^<]+)</text>', svg)
+    assert sorted(labels) == ["ov-int4", "ov-npu-int4"]
