@@ -176,17 +176,23 @@ def make_phi3_mini_shaped(out: Path, tokenizer_from: Path, seed: int = 0, shard_
 # --------------------------------------------------------------------------- bandwidth and decode
 
 
-def memory_bandwidth(gib: float = 2.0, repeats: int = 7) -> float:
-    """Read bandwidth in bytes/s: the best of ``repeats`` full reads of a large array, all cores."""
+def memory_bandwidth(gib: float = 2.0, repeats: int = 7, threads: int | None = None) -> float:
+    """Read bandwidth in bytes/s: the best of ``repeats`` full reads of a large array, all cores (or ``threads``)."""
     import torch
 
-    x = torch.ones(int(gib * GiB) // 4, dtype=torch.float32)
-    x.sum()  # fault the pages in
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        x.sum()
-        best = min(best, time.perf_counter() - t0)
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        x = torch.ones(int(gib * GiB) // 4, dtype=torch.float32)
+        x.sum()  # fault the pages in
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            x.sum()
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
     return x.numel() * 4 / best
 
 
@@ -236,13 +242,17 @@ def weight_bytes_per_token_onnx(model_path: Path) -> int:
     return total
 
 
-def decode_ms_per_token(kind: str, model_dir: Path, tuned: bool, new_tokens: int = 64, prompt_len: int = 32) -> float:
+def decode_ms_per_token(
+    kind: str, model_dir: Path, tuned: bool, new_tokens: int = 64, prompt_len: int = 32, threads: int | None = None
+) -> float:
     """Median ms per output token (warm): one warm-up generation, then a timed one, no early stop.
 
     ``tuned`` = the CPU settings the validation runners use: OpenVINO ``INFERENCE_PRECISION_HINT=f32`` (its
     default on AMX/AVX512-BF16 CPUs is bf16, which disables the int8 dynamic quantization of activations
     that int4 weights are fast with), ONNX Runtime GenAI one intra-op thread per physical core.
-    Otherwise each runtime's defaults.
+    Otherwise each runtime's defaults. ``threads`` pins the compute threads (tuned runs only): with one
+    thread a memory-bound decode barely slows down (one core reads nearly the full bandwidth), a
+    compute-bound one slows down by the core count — which is how the bench tells the two apart.
     """
     import numpy as np
 
@@ -251,7 +261,9 @@ def decode_ms_per_token(kind: str, model_dir: Path, tuned: bool, new_tokens: int
         import openvino as ov
         import openvino_genai as ov_genai
 
-        props = {"INFERENCE_PRECISION_HINT": "f32"} if tuned else {}
+        props: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32"} if tuned else {}
+        if tuned and threads:
+            props["INFERENCE_NUM_THREADS"] = threads
         pipe = ov_genai.LLMPipeline(str(model_dir), "CPU", **props)
         cfg = pipe.get_generation_config()
         cfg.max_new_tokens, cfg.min_new_tokens, cfg.do_sample, cfg.ignore_eos = new_tokens, new_tokens, False, True
@@ -268,7 +280,8 @@ def decode_ms_per_token(kind: str, model_dir: Path, tuned: bool, new_tokens: int
     config = og.Config(str(model_dir))
     config.clear_providers()
     if tuned:
-        config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": cpu_threads()}}}}))
+        n = threads or cpu_threads()
+        config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": n}}}}))
     model = og.Model(config)
     times: list[float] = []
     for run in range(2):
@@ -510,6 +523,7 @@ def run_bench(
         # 3. decode speed against the bandwidth bound
         if decode:
             results["bandwidth_bytes_per_s"] = memory_bandwidth()
+            results["bandwidth_1_thread_bytes_per_s"] = memory_bandwidth(threads=1)
             dec = {}
             for name, kind, folder in (
                 ("ov-int4", "openvino", ws / "artifacts/targets/ov-int4"),
@@ -526,10 +540,12 @@ def run_bench(
                 )
                 ms = decode_ms_per_token(kind, folder, tuned=True)
                 ms_default = decode_ms_per_token(kind, folder, tuned=False)
+                ms_one = decode_ms_per_token(kind, folder, tuned=True, threads=1)
                 bound = 1000.0 * wbytes / results["bandwidth_bytes_per_s"]
                 dec[name] = {
                     "ms_per_token": ms,
                     "ms_per_token_runtime_defaults": ms_default,
+                    "ms_per_token_1_thread": ms_one,
                     "weight_bytes_per_token": wbytes,
                     "bound_ms": bound,
                     "ratio": ms / bound,
@@ -639,6 +655,7 @@ def markdown(results: dict[str, Any], command: str) -> str:
             f"Not counted above: the project's `source` stage (copying and hashing the local checkpoint into "
             f"`artifacts/source`) took {s['source']['wall_s']:.0f} s; the anchors read the folder directly."
         )
+    lines += _build_reading(s, m)
     if "decode" in results:
         bw = results["bandwidth_bytes_per_s"]
         lines += [
@@ -650,17 +667,69 @@ def markdown(results: dict[str, Any], command: str) -> str:
             "intra-op thread per physical core); each runtime's own defaults in the last column. Bytes per token = "
             "every MatMul weight with its scales and zero points (the embedding row read per token is negligible).",
             "",
-            "| artifact | weight bytes read per token | bound (bytes ÷ bandwidth) | median ms/token | ratio to bound | with runtime defaults |",
-            "|---|---|---|---|---|---|",
+            "| artifact | weight bytes read per token | bound (bytes ÷ bandwidth) | median ms/token | ratio to bound | one compute thread | with runtime defaults |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, d in results["decode"].items():
             default = d.get("ms_per_token_runtime_defaults")
+            one = d.get("ms_per_token_1_thread")
             lines.append(
                 f"| {name} | {d['weight_bytes_per_token'] / gb:.2f} GB | {d['bound_ms']:.1f} ms | {d['ms_per_token']:.1f} ms "
-                f"| {d['ratio']:.2f} | {'n/a' if default is None else f'{default:.1f} ms'} |"
+                f"| {d['ratio']:.2f} | {'n/a' if one is None else f'{one:.1f} ms'} "
+                f"| {'n/a' if default is None else f'{default:.1f} ms'} |"
             )
+        lines += _decode_reading(results)
     lines.append("")
     return "\n".join(lines)
+
+
+def _build_reading(s: dict[str, Any], machine: dict[str, Any]) -> list[str]:
+    """Where the build time goes, from the measured CPU times (the goal is 0.6× the anchors' wall time)."""
+    if not s["rows"] or s["ratio"] is None or s["ratio"] <= 0.6:
+        return []
+    anchor_cpu = sum(r["anchor"]["cpu_s"] for r in s["rows"])
+    project_steps = [r["project"] for r in s["rows"]] + ([s["ov_ir"]] if s["ov_ir"] else [])
+    project_cpu = sum(p["cpu_s"] for p in project_steps)
+    cores = project_cpu / s["project_wall_s"] if s["project_wall_s"] else 0.0
+    same = all(r["same_weights"] for r in s["rows"])
+    return [
+        "",
+        "### Reading the build numbers",
+        "",
+        f"- CPU time: anchors {anchor_cpu:.0f} s, project {project_cpu:.0f} s (ratio {project_cpu / anchor_cpu:.2f}); "
+        f"the project's steps kept {cores:.1f} of the machine's {machine['logical_cpus']} logical CPUs busy on average, "
+        "so its wall time is bound by that CPU work.",
+        f"- {'Every' if same else 'Not every'} project output holds the same weights as its anchor (sha256 above): "
+        "the quantisation itself (NNCF's weight compression, the builder's MatMulNBits quantiser) is the same "
+        "computation in both. What the project removes is the repeated PyTorch load and trace (one shared FP IR "
+        "for the three OpenVINO targets) and the builder's fp32 copies (peak RSS); the rest cannot shrink without "
+        "changing the artifacts.",
+    ]
+
+
+def _decode_reading(results: dict[str, Any]) -> list[str]:
+    """Memory-bound or compute-bound: one thread's bandwidth against one thread's decode time."""
+    bw, bw1 = results.get("bandwidth_bytes_per_s"), results.get("bandwidth_1_thread_bytes_per_s")
+    slowdowns = {
+        n: d["ms_per_token_1_thread"] / d["ms_per_token"]
+        for n, d in results["decode"].items()
+        if d.get("ms_per_token_1_thread")
+    }
+    if not bw or not bw1 or not slowdowns:
+        return []
+    text = ", ".join(f"{n} ×{k:.2f}" for n, k in slowdowns.items())
+    compute_bound = all(k > 1.5 for k in slowdowns.values()) and bw1 / bw > 0.6
+    verdict = (
+        "a memory-bound decode would barely slow down, so the time above the bound is compute "
+        "(unpacking int4, scaling, the matmuls and the rest of the graph on two cores), not bytes read"
+        if compute_bound
+        else "the slowdowns do not single out compute as the limit"
+    )
+    return [
+        "",
+        f"One thread reads {bw1 / 1e9:.1f} GB/s ({bw1 / bw:.0%} of all cores' {bw / 1e9:.1f} GB/s). With one compute "
+        f"thread instead of all, decode slows down: {text}. {verdict[0].upper() + verdict[1:]}.",
+    ]
 
 
 def write_results(results: dict[str, Any], docs: Path, command: str) -> None:
