@@ -11,8 +11,8 @@ RUNTIME_TAGS = {
 }
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
+def _pct(x: float | None, signed: bool = False) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%"
 
 
 def _num(x: float | None, d: int = 3) -> str:
@@ -81,7 +81,7 @@ def render(manifest: dict[str, Any], reference_perplexity: float | None = None) 
     settings = manifest.get("settings") or {}
     settings_rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in settings.items() if not isinstance(v, dict))
     gates = (v.get("gates") or {}).get("bounds") or {}
-    gate_rows = "\n".join(f"| `{k}` | {b} |" for k, b in gates.items() if b not in (None, False))
+    gate_rows = "\n".join(f"| `{k}` | {_gate_bound(k, b)} |" for k, b in gates.items() if b not in (None, False))
     proxy = f" — **proxy**: {v['proxy']}" if v.get("proxy") else ""
     intended = v.get("intended_device") or "?"
     revision = src.get("resolved_revision") or "n/a"
@@ -111,7 +111,7 @@ def render(manifest: dict[str, Any], reference_perplexity: float | None = None) 
         f"| exact greedy match (prompts) | {_pct(q.get('exact_match_rate'))} |",
         f"| teacher-forced top-1 agreement | {_pct(q.get('teacher_forced_agreement'))} |",
         f"| held-out perplexity (reference {_num(q.get('reference_perplexity') or reference_perplexity)}) | {_num(q.get('perplexity'))} |",
-        f"| perplexity change | {_pct(q.get('perplexity_increase'))} |",
+        f"| perplexity change | {_pct(q.get('perplexity_increase'), signed=True)} |",
         f"| answer similarity (MiniLM cosine) | {_num(q.get('similarity'))} |",
         f"| own tokenizer + chat template give the reference ids | {_pct(q.get('tokenizer_match_rate'))} |",
         f"| time to first token (median) | {_num(s.get('ttft_ms_median'), 2)} ms |",
@@ -139,3 +139,16 @@ def render(manifest: dict[str, Any], reference_perplexity: float | None = None) 
         "",
     ]
     return "\n".join(lines)
+
+
+def _gate_bound(name: str, bound: Any) -> str:
+    """A gate's bound in the units the validation table uses (params keep fractions: 0.25 = +25 %)."""
+    if bound is True:
+        return "required"
+    if name in ("exact_match_min", "teacher_forced_agreement_min"):
+        return f"≥ {100 * bound:.1f}%"
+    if name == "perplexity_increase_max":
+        return f"≤ +{100 * bound:.1f}%"
+    if name == "ms_per_token_max":
+        return f"≤ {bound} ms"
+    return f"≥ {bound}" if name.endswith("_min") else f"≤ {bound}" if name.endswith("_max") else str(bound)

@@ -66,6 +66,8 @@ def test_packages_hold_manifest_card_and_golden_outputs(published_project):
     ):
         assert section in card
     assert "teacher-forced top-1 agreement" in card and "LLMPipeline" in card
+    # gate bounds in the units of the validation table (params hold fractions)
+    assert "| `teacher_forced_agreement_min` | ≥ 80.0% |" in card and "| `perplexity_increase_max` | ≤ +25.0% |" in card
     dml_card = (published_project / "artifacts/packages/ort-dml-int4/README.md").read_text()
     assert "onnxruntime-genai-directml" in dml_card and "proxy" in dml_card
     assert (
