@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,22 @@ def repro_project(tmp_path_factory, embedded_dir) -> Path:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (proj / ".first_repro_seconds").write_text(f"{time.monotonic() - t0:.1f}")
     return proj
+
+
+@contextmanager
+def edited_params(project: Path, old: str, new: str) -> Iterator[None]:
+    """``project``'s params.yaml with the first ``old`` replaced by ``new`` for the block; afterwards the
+    original is put back and re-built, so the shared ``repro_project`` is what the next test expects."""
+    from tests.test_dvc_source import dvc
+
+    params = project / "params.yaml"
+    text = params.read_text()
+    edited = text.replace(old, new, 1)
+    assert edited != text, f"{old!r} is not in params.yaml"
+    params.write_text(edited)
+    try:
+        yield
+    finally:
+        params.write_text(text)
+        restored = dvc(["repro"], project)
+        assert restored.returncode == 0, restored.stdout[-2000:] + restored.stderr[-2000:]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import edited_params
 from tests.test_dvc_source import dvc
 
 
@@ -58,50 +59,30 @@ def test_second_repro_is_a_quick_noop(project):
 
 
 def test_changing_one_target_reruns_only_that_target(project):
-    params = project / "params.yaml"
-    text = params.read_text()
-    params.write_text(text.replace("      ratio: 0.6\n", "      ratio: 0.8\n", 1))
-    try:
+    with edited_params(project, "      ratio: 0.6\n", "      ratio: 0.8\n"):
         proc = dvc(["repro"], project)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         assert stages_run(proc) == {"build@ov-int4", "validate@ov-int4", "package@ov-int4", "report"}
-    finally:
-        params.write_text(text)
-        dvc(["repro"], project)
 
 
 def test_changing_a_validation_knob_reruns_only_validation(project):
-    params = project / "params.yaml"
-    text = params.read_text()
-    params.write_text(text.replace("  timed_runs: 3\n", "  timed_runs: 2\n"))
-    try:
+    with edited_params(project, "  timed_runs: 3\n", "  timed_runs: 2\n"):
         proc = dvc(["repro"], project)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         ran = stages_run(proc)
         assert ran and all(s == "reference" or s.startswith(("validate@", "package@")) or s == "report" for s in ran), (
             ran
         )
-    finally:
-        params.write_text(text)
-        dvc(["repro"], project)
 
 
 def test_impossible_gate_fails_repro_with_one_line_and_keeps_other_results(project):
-    params = project / "params.yaml"
-    text = params.read_text()
     others = {
         p.parent.name: p.read_bytes()
         for p in (project / "artifacts/validation").glob("*/metrics.json")
         if p.parent.name != "ov-int4"
     }
-    bad = text.replace(
-        "      teacher_forced_agreement_min: 0.80\n",
-        "      teacher_forced_agreement_min: 1.0\n      ms_per_token_max: 0.000001\n",
-        1,
-    )
-    assert bad != text
-    params.write_text(bad)
-    try:
+    impossible = "      teacher_forced_agreement_min: 1.0\n      ms_per_token_max: 0.000001\n"
+    with edited_params(project, "      teacher_forced_agreement_min: 0.80\n", impossible):
         proc = dvc(["repro"], project)
         assert proc.returncode != 0
         lines = [line for line in proc.stderr.splitlines() if "GATE FAILED" in line]
@@ -115,9 +96,6 @@ def test_impossible_gate_fails_repro_with_one_line_and_keeps_other_results(proje
         assert kept["gates"]["passed"] is False  # the failing target's metrics are there to inspect
         for name, data in others.items():
             assert (project / f"artifacts/validation/{name}/metrics.json").read_bytes() == data, name
-    finally:
-        params.write_text(text)
-        assert dvc(["repro"], project).returncode == 0
 
 
 def _chromium() -> str | None:

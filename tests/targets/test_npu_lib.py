@@ -7,6 +7,7 @@ import json
 import pytest
 
 from pipeline import npu_lib_env
+from tests.conftest import edited_params
 from tests.test_dvc_source import dvc
 
 
@@ -26,12 +27,8 @@ def test_environment_is_isolated_and_recorded(npu_lib_env_record):
 
 
 def test_dvc_repro_with_the_switch_on(repro_project, npu_lib_env_record):
-    params = repro_project / "params.yaml"
-    text = params.read_text()
-    on = text.replace("    family: npu_lib\n    enabled: false\n", "    family: npu_lib\n    enabled: true\n")
-    assert on != text
-    params.write_text(on)
-    try:
+    off, on = "    family: npu_lib\n    enabled: false\n", "    family: npu_lib\n    enabled: true\n"
+    with edited_params(repro_project, off, on):
         proc = dvc(["repro"], repro_project)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         run = json.loads((repro_project / "artifacts/targets/npu-lib-int4/npu_lib_run.json").read_text())
@@ -49,6 +46,3 @@ def test_dvc_repro_with_the_switch_on(repro_project, npu_lib_env_record):
             assert not [f for f in files if f.endswith((".pt", ".pkl", ".pickle", ".bin"))], files
         report = (repro_project / "artifacts/report/report.html").read_text()
         assert "CPU (fallback)" in report or "NPU" in report
-    finally:
-        params.write_text(text)
-        assert dvc(["repro"], repro_project).returncode == 0
