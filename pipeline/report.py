@@ -389,14 +389,8 @@ def write_report(params: Params, out_dir: Path, root: Path = layout.ARTIFACTS) -
         [json.loads(x) for x in ref_path.read_text(encoding="utf-8").splitlines() if x] if ref_path.is_file() else []
     )
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / METRICS, json.dumps(flat_metrics(data), indent=2) + "\n")
-    _atomic_write(out_dir / PLOTS, json.dumps(plot_rows(data), indent=2) + "\n")
-    _atomic_write(out_dir / MARKDOWN, markdown(data))
-    _atomic_write(out_dir / HTML, render_html(data, golden, ref_outputs))
+    (out_dir / METRICS).write_text(json.dumps(flat_metrics(data), indent=2) + "\n", encoding="utf-8")
+    (out_dir / PLOTS).write_text(json.dumps(plot_rows(data), indent=2) + "\n", encoding="utf-8")
+    (out_dir / MARKDOWN).write_text(markdown(data), encoding="utf-8")
+    (out_dir / HTML).write_text(render_html(data, golden, ref_outputs), encoding="utf-8")
     return data
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

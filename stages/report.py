@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from pipeline import layout
-from pipeline.console import run_main
-from pipeline.params import load_params
 from pipeline.report import write_report
+from pipeline.stage import run_output_stage
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 def main(params_path: str) -> None:
-    run_main(lambda: write_report(load_params(params_path), layout.report_dir()), name="report")
+    run_output_stage("report", params_path, lambda p: layout.report_dir(), write_report)
 
 
 if __name__ == "__main__":
