@@ -15,6 +15,7 @@ from typing import Any
 from pipeline import fsutil, layout, manifest, model_card
 from pipeline.errors import PipelineError
 from pipeline.params import Params
+from pipeline.validate import harness
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
         if path in SKIP:
             continue
         fsutil.link_or_copy(target_dir / path, out_dir / path)
-    shutil.copyfile(vdir / "outputs.jsonl", out_dir / GOLDEN)
+    shutil.copyfile(vdir / harness.GOLDEN, out_dir / GOLDEN)
     source_record = (
         fsutil.read_json(layout.source_dir(root) / "source.json")
         if (layout.source_dir(root) / "source.json").is_file()

@@ -170,7 +170,7 @@ def check(folder: Path, device: str = "auto", max_prompts: int | None = None) ->
             f"{m['name']} holds intel-npu-acceleration-library's run record, not a model to run",
             fix=f"on the NPU machine, run `dvc repro validate@{m['name']}` with the source model",
         )
-    golden = [json.loads(x) for x in (folder / GOLDEN).read_text(encoding="utf-8").splitlines() if x]
+    golden = fsutil.read_jsonl(folder / GOLDEN)
     golden = golden[:max_prompts] if max_prompts else golden
     family = family_module(m["family"])
     settings = family.Settings.model_validate(m["settings"])

@@ -15,6 +15,7 @@ from typing import Any
 
 from pipeline import fsutil, layout
 from pipeline.params import Params
+from pipeline.validate import harness, reference
 
 METRICS = "metrics.json"
 PLOTS = "plots.json"
@@ -381,13 +382,11 @@ def write_report(params: Params, out_dir: Path, root: Path = layout.ARTIFACTS) -
     data = collect(params, root)
     golden = {}
     for name in params.targets:
-        p = layout.validation_dir(name, root) / "outputs.jsonl"
+        p = layout.validation_dir(name, root) / harness.GOLDEN
         if p.is_file():
-            golden[name] = [json.loads(x) for x in p.read_text(encoding="utf-8").splitlines() if x]
-    ref_path = layout.reference_dir(root) / "outputs.jsonl"
-    ref_outputs = (
-        [json.loads(x) for x in ref_path.read_text(encoding="utf-8").splitlines() if x] if ref_path.is_file() else []
-    )
+            golden[name] = fsutil.read_jsonl(p)
+    ref_path = layout.reference_dir(root) / reference.OUTPUTS
+    ref_outputs = fsutil.read_jsonl(ref_path) if ref_path.is_file() else []
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / METRICS).write_text(json.dumps(flat_metrics(data), indent=2) + "\n", encoding="utf-8")
     (out_dir / PLOTS).write_text(json.dumps(plot_rows(data), indent=2) + "\n", encoding="utf-8")

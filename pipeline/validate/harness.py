@@ -13,7 +13,6 @@ The metrics file is written before the gates are checked, so a failed gate can b
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -163,11 +162,12 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
     failures = gate_checks.check(name, target.gates, result)
     result["gates"] = {"passed": not failures, "failures": failures, "bounds": target.gates.model_dump()}
 
-    with open(out_dir / GOLDEN, "w", encoding="utf-8") as f:
-        for r, o, st, t in zip(rows, outputs, stopped, texts, strict=True):
-            f.write(json.dumps({"prompt": r["prompt"], "messages": r["messages"], "input_ids": r["input_ids"],
-                                "output_ids": o, "stopped": st, "max_new_tokens": v.max_new_tokens, "text": t},
-                               ensure_ascii=False) + "\n")  # fmt: skip
+    fsutil.write_jsonl(
+        out_dir / GOLDEN,
+        ({"prompt": r["prompt"], "messages": r["messages"], "input_ids": r["input_ids"], "output_ids": o,
+          "stopped": st, "max_new_tokens": v.max_new_tokens, "text": t}
+         for r, o, st, t in zip(rows, outputs, stopped, texts, strict=True)),
+    )  # fmt: skip
     fsutil.write_json(out_dir / METRICS, result)
     log.info(
         "%s on %s: exact %.2f, teacher-forced %s, ppl %s, %s ms/token",

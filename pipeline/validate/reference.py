@@ -9,7 +9,6 @@ Writes ``artifacts/reference/``:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -84,9 +83,7 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> dict[str
     }
     runner.close()
 
-    with open(out_dir / OUTPUTS, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    fsutil.write_jsonl(out_dir / OUTPUTS, rows)
     fsutil.write_json(out_dir / HELDOUT, heldout)
     record = {
         "model": params.model,
@@ -110,5 +107,4 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> dict[str
 def load_reference(ref_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     if not (ref_dir / RECORD).is_file():
         raise PipelineError(f"{ref_dir} is missing", fix="run `dvc repro reference` (or the whole pipeline) first")
-    rows = [json.loads(line) for line in (ref_dir / OUTPUTS).read_text(encoding="utf-8").splitlines() if line]
-    return rows, fsutil.read_json(ref_dir / HELDOUT), fsutil.read_json(ref_dir / RECORD)
+    return fsutil.read_jsonl(ref_dir / OUTPUTS), fsutil.read_json(ref_dir / HELDOUT), fsutil.read_json(ref_dir / RECORD)
