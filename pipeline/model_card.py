@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from pipeline.fmt import num, pct
+
 RUNTIME_TAGS = {
     "openvino-genai": ["openvino", "openvino-genai", "nncf"],
     "onnxruntime-genai": ["onnx", "onnxruntime-genai"],
     "npu-lib": ["intel-npu-acceleration-library"],
 }
-
-
-def _pct(x: float | None, signed: bool = False) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None, d: int = 3) -> str:
-    return "n/a" if x is None else f"{x:.{d}f}"
 
 
 def snippet(manifest: dict[str, Any], repo_hint: str = "<this folder>") -> str:
@@ -108,14 +102,14 @@ def render(manifest: dict[str, Any], reference_perplexity: float | None = None) 
         "|---|---|",
         f"| gates | {'passed' if v.get('passed') else 'FAILED'} |",
         f"| device that ran the validation | {v.get('device_label')} |",
-        f"| exact greedy match (prompts) | {_pct(q.get('exact_match_rate'))} |",
-        f"| teacher-forced top-1 agreement | {_pct(q.get('teacher_forced_agreement'))} |",
-        f"| held-out perplexity (reference {_num(q.get('reference_perplexity') or reference_perplexity)}) | {_num(q.get('perplexity'))} |",
-        f"| perplexity change | {_pct(q.get('perplexity_increase'), signed=True)} |",
-        f"| answer similarity (MiniLM cosine) | {_num(q.get('similarity'))} |",
-        f"| own tokenizer + chat template give the reference ids | {_pct(q.get('tokenizer_match_rate'))} |",
-        f"| time to first token (median) | {_num(s.get('ttft_ms_median'), 2)} ms |",
-        f"| time per output token (median) | {_num(s.get('tpot_ms_median'), 2)} ms |",
+        f"| exact greedy match (prompts) | {pct(q.get('exact_match_rate'))} |",
+        f"| teacher-forced top-1 agreement | {pct(q.get('teacher_forced_agreement'))} |",
+        f"| held-out perplexity (reference {num(q.get('reference_perplexity') or reference_perplexity)}) | {num(q.get('perplexity'))} |",
+        f"| perplexity change | {pct(q.get('perplexity_increase'), signed=True)} |",
+        f"| answer similarity (MiniLM cosine) | {num(q.get('similarity'))} |",
+        f"| own tokenizer + chat template give the reference ids | {pct(q.get('tokenizer_match_rate'))} |",
+        f"| time to first token (median) | {num(s.get('ttft_ms_median'), 2)} ms |",
+        f"| time per output token (median) | {num(s.get('tpot_ms_median'), 2)} ms |",
         f"| size on disk | {(s.get('size_bytes') or 0) / 1e6:.1f} MB |",
         "",
         "Gates it had to meet:",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import fsutil, layout
+from pipeline.fmt import num, pct
 from pipeline.params import Params
 from pipeline.validate import harness, reference
 
@@ -140,27 +141,19 @@ def table_rows(data: dict[str, Any]) -> list[dict[str, str]]:
             {
                 "device": r["device_label"],
                 "gates": "pass" if r["gates"]["passed"] else "FAIL",
-                "exact": _pct(q["exact_match_rate"]),
-                "tf": _pct(q["teacher_forced_agreement"]),
+                "exact": pct(q["exact_match_rate"]),
+                "tf": pct(q["teacher_forced_agreement"]),
                 "ppl": "n/a" if ppl is None else f"{ppl:.3f} ({100 * q['perplexity_increase']:+.2f}%)",
-                "sim": _num(q["similarity"], 3),
-                "tok": _pct(q["tokenizer_match_rate"]),
-                "ttft": _num(s["ttft_ms_median"], 2),
-                "tpot": _num(s["tpot_ms_median"], 3),
-                "size": _num(s["size_bytes"] / 1e6, 2),
-                "rss": _num(s["peak_rss_bytes"] / 1e6, 0),
+                "sim": num(q["similarity"], 3),
+                "tok": pct(q["tokenizer_match_rate"]),
+                "ttft": num(s["ttft_ms_median"], 2),
+                "tpot": num(s["tpot_ms_median"], 3),
+                "size": num(s["size_bytes"] / 1e6, 2),
+                "rss": num(s["peak_rss_bytes"] / 1e6, 0),
             }
         )
         rows.append(row)
     return rows
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
-
-
-def _num(x: float | None, digits: int) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def markdown(data: dict[str, Any]) -> str:
@@ -169,7 +162,7 @@ def markdown(data: dict[str, Any]) -> str:
         f"# Validation report — model `{data['model']}`",
         "",
         f"Reference: transformers fp32 on {ref.get('device', '?')}, {ref.get('prompts', '?')} prompts, "
-        f"{ref.get('max_new_tokens', '?')} new tokens, held-out perplexity {_num(ref.get('heldout_perplexity'), 3)} "
+        f"{ref.get('max_new_tokens', '?')} new tokens, held-out perplexity {num(ref.get('heldout_perplexity'), 3)} "
         f"over {ref.get('heldout_tokens', '?')} tokens.",
         "",
         "| target | " + " | ".join(h for _, h in COLUMNS) + " |",
@@ -308,7 +301,7 @@ def render_html(
         f"<title>Validation report — {e(data['model'])}</title><style>{CSS}</style></head><body>",
         f"<h1>Validation report — model <code>{e(data['model'])}</code></h1>",
         f"<p>Reference: transformers fp32 on {e(str(ref.get('device', '?')))}; {e(str(ref.get('prompts', '?')))} prompts; "
-        f"{e(str(ref.get('max_new_tokens', '?')))} new tokens; held-out perplexity {_num(ref.get('heldout_perplexity'), 3)}.</p>",
+        f"{e(str(ref.get('max_new_tokens', '?')))} new tokens; held-out perplexity {num(ref.get('heldout_perplexity'), 3)}.</p>",
         "<h2>Summary</h2><table id='summary'><tr><th>target</th>"
         + "".join(f"<th>{e(h)}</th>" for _, h in COLUMNS)
         + "</tr>",
@@ -356,8 +349,8 @@ def render_html(
             + "</p>"
         )
         if r.get("build_facts"):
-            out.append(f"<p>Build: {e(r['build_facts'])}; {_num(r.get('build_seconds'), 1)} s, peak RSS "
-                       f"{_num((r.get('build_peak_rss_bytes') or 0) / 1e6, 0)} MB</p>")  # fmt: skip
+            out.append(f"<p>Build: {e(r['build_facts'])}; {num(r.get('build_seconds'), 1)} s, peak RSS "
+                       f"{num((r.get('build_peak_rss_bytes') or 0) / 1e6, 0)} MB</p>")  # fmt: skip
         q = r["quality"]
         status = "pass" if r["gates"]["passed"] else "FAIL"
         out.append(f"<p>Gates: <span class='{status}'>{status}</span></p>")

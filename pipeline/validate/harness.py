@@ -20,6 +20,7 @@ from typing import Any
 
 from pipeline import fsutil, layout, progress, resources, versions
 from pipeline.errors import GateFailed, PipelineError
+from pipeline.fmt import num
 from pipeline.params import Params
 from pipeline.targets import family_module
 from pipeline.validate import gates as gate_checks
@@ -174,9 +175,9 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         name,
         choice.label,
         quality["exact_match_rate"],
-        _fmt(quality["teacher_forced_agreement"]),
-        _fmt(ppl),
-        _fmt(tpot),
+        num(quality["teacher_forced_agreement"]),
+        num(ppl),
+        num(tpot),
     )
     return result
 
@@ -185,10 +186,6 @@ def raise_if_failed(result: dict[str, Any]) -> None:
     failures = result.get("gates", {}).get("failures") or []
     if failures:
         raise GateFailed("GATE FAILED " + "; ".join(failures))
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _artifact_size(target_dir: Path) -> int:

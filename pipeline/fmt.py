@@ -1,0 +1,16 @@
+"""Numbers as the report, the model card and the logs print them ("n/a" when a metric was not measured)."""
+
+from __future__ import annotations
+
+import math
+
+
+def pct(x: float | None, signed: bool = False) -> str:
+    """0.977 → "97.7%" (``signed``: "+2.7%" for changes)."""
+    if x is None or math.isnan(x):
+        return "n/a"
+    return f"{100 * x:+.1f}%" if signed else f"{100 * x:.1f}%"
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
