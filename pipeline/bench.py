@@ -35,7 +35,7 @@ from typing import Any
 
 import psutil
 
-from pipeline import fsutil, versions
+from pipeline import fsutil, layout, versions
 from pipeline.errors import ResourceError
 
 log = logging.getLogger(__name__)
@@ -489,11 +489,10 @@ def run_bench(
         import yaml
 
         (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-        stage_cmds = [("source", ["source"]), ("ov-ir", ["ov_ir"])] + [(f"build@{t}", ["build", t]) for t in TARGETS]
-        for name, argv in stage_cmds:
-            out_folder = {"source": ws / "artifacts/source", "ov-ir": ws / "artifacts/ov-ir"}.get(
-                name
-            ) or ws / "artifacts/targets" / name.split("@")[-1]
+        arts = ws / layout.ARTIFACTS
+        stage_cmds = [("source", ["source"], layout.source_dir(arts)), ("ov-ir", ["ov_ir"], layout.ov_ir_dir(arts))]
+        stage_cmds += [(f"build@{t}", ["build", t], layout.target_dir(t, arts)) for t in TARGETS]
+        for name, argv, out_folder in stage_cmds:
             if ("project", name) in done and out_folder.is_dir():
                 steps.append(Step(**done[("project", name)]))
                 continue
@@ -501,13 +500,10 @@ def run_bench(
             step = run_measured(
                 Step(name, "project", cmd), ws, logs / f"project-{name}.log", dict(env, PYTHONPATH=str(project_root))
             )
-            folder = {"source": ws / "artifacts/source", "ov-ir": ws / "artifacts/ov-ir"}.get(
-                name
-            ) or ws / "artifacts/targets" / name.split("@")[-1]
-            step.output_bytes = fsutil.dir_size(folder) if folder.exists() else 0
+            step.output_bytes = fsutil.dir_size(out_folder) if out_folder.exists() else 0
             if name.startswith("build@"):
                 t = name.split("@")[1]
-                step.weights_sha256 = weights_digest("openvino" if t.startswith("ov-") else "onnx", folder)
+                step.weights_sha256 = weights_digest("openvino" if t.startswith("ov-") else "onnx", out_folder)
             steps.append(step)
             log.info(
                 "project %s: %.0f s, peak %.1f GiB, rc %d",
@@ -526,10 +522,10 @@ def run_bench(
             results["bandwidth_1_thread_bytes_per_s"] = memory_bandwidth(threads=1)
             dec = {}
             for name, kind, folder in (
-                ("ov-int4", "openvino", ws / "artifacts/targets/ov-int4"),
-                ("ov-npu-int4", "openvino", ws / "artifacts/targets/ov-npu-int4"),
-                ("ort-cpu-int4", "onnx", ws / "artifacts/targets/ort-cpu-int4"),
-                ("ort-dml-int4 (CPU provider)", "onnx", ws / "artifacts/targets/ort-dml-int4"),
+                ("ov-int4", "openvino", layout.target_dir("ov-int4", arts)),
+                ("ov-npu-int4", "openvino", layout.target_dir("ov-npu-int4", arts)),
+                ("ort-cpu-int4", "onnx", layout.target_dir("ort-cpu-int4", arts)),
+                ("ort-dml-int4 (CPU provider)", "onnx", layout.target_dir("ort-dml-int4", arts)),
             ):
                 if not folder.is_dir():
                     continue
