@@ -200,25 +200,15 @@ def weight_bytes_per_token_ov(xml: Path) -> int:
     """Bytes of every MatMul weight (with scales/zero points) an OpenVINO decode step reads."""
     import openvino as ov
 
+    from pipeline.targets.ov_ir import decompression_constants
+
     model = ov.Core().read_model(xml)
     seen: set[str] = set()
     total = 0
-
-    def consts(node, depth=0):
-        kind = node.get_type_name()
-        if kind == "Constant":
-            return [node]
-        if depth > 6 or kind not in ("Convert", "Multiply", "Subtract", "Reshape", "Unsqueeze"):
-            return []
-        out = []
-        for i in range(node.get_input_size()):
-            out += consts(node.input_value(i).get_node(), depth + 1)
-        return out
-
     for op in model.get_ops():
         if op.get_type_name() != "MatMul":
             continue
-        for c in consts(op.input_value(1).get_node()):
+        for c in decompression_constants(op.input_value(1).get_node()):
             name = c.get_friendly_name()
             if name not in seen:
                 seen.add(name)

@@ -346,6 +346,25 @@ def weight_precisions(xml: Path) -> dict[str, Any]:
     return {"counts": dict(sorted(counts.items())), "layers": layers}
 
 
+# What sits between a compressed weight Constant and its MatMul/Gather: Convert → [Subtract zp] → Multiply
+# scale (→ Reshape/Unsqueeze for grouped weights); a walk up from the consumer stops after this many ops.
+DECOMPRESSION_OPS = ("Convert", "Multiply", "Subtract", "Reshape", "Unsqueeze")
+MAX_DECOMPRESSION_DEPTH = 6
+
+
+def decompression_constants(node, depth: int = 0) -> list:
+    """Every Constant of the weight sub-graph feeding ``node``: the weight, its scales and zero points."""
+    kind = node.get_type_name()
+    if kind == "Constant":
+        return [node]
+    if depth > MAX_DECOMPRESSION_DEPTH or kind not in DECOMPRESSION_OPS:
+        return []
+    found = []
+    for i in range(node.get_input_size()):
+        found += decompression_constants(node.input_value(i).get_node(), depth + 1)
+    return found
+
+
 def _weight_constant(node, depth: int = 0):
     """The weight Constant feeding ``node`` (through decompression ops) and whether a zero point exists."""
     kind = node.get_type_name()
@@ -354,7 +373,7 @@ def _weight_constant(node, depth: int = 0):
         for d in node.get_output_partial_shape(0).to_shape():
             size *= d
         return (node, False) if size > 1 else None
-    if depth > 6 or kind not in ("Convert", "Multiply", "Subtract", "Reshape", "Unsqueeze"):
+    if depth > MAX_DECOMPRESSION_DEPTH or kind not in DECOMPRESSION_OPS:
         return None
     best = None
     zero_point = kind == "Subtract"
