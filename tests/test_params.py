@@ -87,7 +87,8 @@ def test_group_size_checked_against_hub_model_shape(params_raw):
 
 def test_group_size_fallback_allows_non_dividing_group(params_raw):
     params_raw["targets"]["ov-int4"]["build"].update(group_size=100, group_size_fallback="adjust")
-    validate_params(params_raw)
+    settings = validate_params(params_raw).settings("ov-int4")  # raises ParamsError if refused
+    assert (settings.group_size, settings.group_size_fallback) == (100, "adjust")
 
 
 def test_cli_reports_bad_params_without_traceback(tmp_path, params_raw):

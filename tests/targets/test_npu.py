@@ -45,7 +45,8 @@ def test_allowed_npu_settings_pass(params_raw):
     ):
         raw = json.loads(json.dumps(params_raw))
         raw["targets"]["ov-npu-int4"]["build"].update(change)
-        validate_params(raw)
+        settings = validate_params(raw).settings("ov-npu-int4")  # raises ParamsError if refused
+        assert {k: getattr(settings, k) for k in change} == change
 
 
 def test_ir_really_holds_symmetric_channelwise_int4(build):
