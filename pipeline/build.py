@@ -11,44 +11,33 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from pipeline import fsutil, layout, resources, versions
-from pipeline.errors import BuildError, ParamsError
+from pipeline.errors import ParamsError
 from pipeline.params import Params
-from pipeline.targets import family_module
+from pipeline.records import SourceRecord, TargetRecord, TargetSource
 from pipeline.targets.base import BuildContext, ModelDims
 
 log = logging.getLogger(__name__)
 
-TARGET_RECORD = "target.json"
 
-
-def require_source(root: Path) -> Path:
-    src = layout.source_dir(root)
-    if not (src / "config.json").is_file():
-        raise BuildError(f"{src} is missing or incomplete", fix="run `dvc repro source` (or the whole pipeline) first")
-    return src
-
-
-def build_target(params: Params, name: str, work_dir: Path, root: Path = layout.ARTIFACTS) -> dict[str, Any]:
+def build_target(params: Params, name: str, work_dir: Path, root: Path = layout.ARTIFACTS) -> TargetRecord:
     target = params.target(name)
-    record: dict[str, Any] = {"target": name, "family": target.family, "description": target.description}
     if not target.enabled:
-        record["status"] = "disabled"
-        fsutil.write_json(work_dir / TARGET_RECORD, record)
+        record = TargetRecord(target=name, family=target.family, description=target.description, status="disabled")
+        record.write(work_dir)
         log.info("%s is disabled in params.yaml: nothing to build", name)
         return record
 
-    module = family_module(target.family)
-    settings = params.settings(name)
-    source = require_source(root)
+    family = params.family(name)
+    settings = target.build
+    source = layout.require_source(root)
     dims = ModelDims.from_config(source / "config.json")
-    problems = module.preflight(settings, dims)
+    problems = family.preflight(settings, dims)
     if problems:
         raise ParamsError([f"params.yaml: targets.{name}.build.{p}" for p in problems])
     weights = resources.weights_bytes(source)
-    ram, disk = module.estimate(settings, weights)
+    ram, disk = family.estimate(settings, weights)
     resources.require_ram(ram, f"building {name}")
     fsutil.require_disk(work_dir, disk, f"building {name}")
 
@@ -57,25 +46,26 @@ def build_target(params: Params, name: str, work_dir: Path, root: Path = layout.
     )
     t0 = time.monotonic()
     with resources.PeakRSS() as peak:
-        facts = module.build(ctx)
-    source_record = fsutil.read_json(source / "source.json") if (source / "source.json").is_file() else {}
-    record.update(
-        {
-            "status": "built",
-            "runtime": module.RUNTIME,
-            "settings": settings.model_dump(mode="json"),
-            "source": {
-                "model": params.model,
-                "repo": source_record.get("repo"),
-                "resolved_revision": source_record.get("resolved_revision"),
-            },
-            "build": facts,
-            "seconds": round(time.monotonic() - t0, 2),
-            "peak_rss_bytes": peak.peak.rss,
-            "size_bytes": fsutil.dir_size(work_dir),
-            "tools": versions.tool_versions(),
-        }
+        facts = family.build(ctx)
+    origin = SourceRecord.read(source) if SourceRecord.exists(source) else None
+    record = TargetRecord(
+        target=name,
+        family=target.family,
+        description=target.description,
+        status="built",
+        runtime=family.RUNTIME,
+        settings=settings.model_dump(mode="json"),
+        source=TargetSource(
+            model=params.model,
+            repo=origin.repo if origin else None,
+            resolved_revision=origin.resolved_revision if origin else None,
+        ),
+        build=facts,
+        seconds=round(time.monotonic() - t0, 2),
+        peak_rss_bytes=peak.peak.rss,
+        size_bytes=fsutil.dir_size(work_dir),
+        tools=versions.tool_versions(),
     )
-    fsutil.write_json(work_dir / TARGET_RECORD, record)
-    log.info("%s built in %.1f s (peak RSS %.2f GiB)", name, record["seconds"], peak.peak.rss / 2**30)
+    record.write(work_dir)
+    log.info("%s built in %.1f s (peak RSS %.2f GiB)", name, record.seconds, peak.peak.rss / 2**30)
     return record

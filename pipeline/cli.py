@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.console import run_main
+from pipeline.npu_lib.cli import npu_lib_env_command
 
 console = Console()
 STATUS_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
@@ -44,14 +45,13 @@ def params(params_path: str, as_json: bool) -> None:
         p = load_params(params_path)
         if as_json:
             data = p.model_dump(mode="json")
-            data["resolved_build_settings"] = {n: p.settings(n).model_dump(mode="json") for n in p.targets}
+            data["resolved_build_settings"] = {n: t.build.model_dump(mode="json") for n, t in p.targets.items()}
             click.echo(json.dumps(data, indent=2))
             return
         console.print(f"model: [bold]{p.model}[/] ({p.source.kind}) {getattr(p.source, 'repo', '')}")
         table = Table("target", "family", "enabled", "build settings")
         for name, t in p.targets.items():
-            s = p.settings(name).model_dump(exclude_defaults=False)
-            table.add_row(name, t.family, "yes" if t.enabled else "no", _short(s))
+            table.add_row(name, t.family, "yes" if t.enabled else "no", _short(t.build.model_dump()))
         console.print(table)
 
     run_main(body, name="aipc params")
@@ -101,32 +101,7 @@ def env() -> None:
     """Isolated environments for targets whose dependencies clash with the main one."""
 
 
-@env.command("npu-lib")
-@params_option
-@click.option("--rebuild", is_flag=True, help="Build it again even if it exists.")
-def env_npu_lib(params_path: str, rebuild: bool) -> None:
-    """Build (offline but for the package index) or check intel-npu-acceleration-library's environment."""
-
-    def body() -> None:
-        import shutil
-
-        from pipeline import npu_lib_env
-        from pipeline.params import load_params
-
-        params = load_params(params_path)
-        names = [n for n, t in params.targets.items() if t.family == "npu_lib"]
-        setting = params.settings(names[0]).env_dir if names else None
-        env_dir = npu_lib_env.resolve_env_dir(setting)
-        if rebuild and env_dir.exists():
-            shutil.rmtree(env_dir)
-        rec = npu_lib_env.ensure_env(env_dir)
-        console.print(
-            f"{env_dir}: {rec['library']} with {rec['openvino']}, torch {rec['torch']}, transformers {rec['transformers']}; "
-            f"built in {rec['build_seconds']:.0f} s, {rec['size_bytes'] / 1e9:.2f} GB; "
-            + ("NPU found" if rec["npu_available"] else "no NPU: the library will run on the CPU (fallback)")
-        )
-
-    run_main(body, name="aipc env npu-lib")
+env.add_command(npu_lib_env_command, "npu-lib")
 
 
 @main.command()
@@ -165,31 +140,27 @@ def report(params_path: str, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(rep.flat_metrics(data), indent=2))
             return
-        ref = data["reference"]
+        ref = data.reference
         if ref:
             console.print(
-                f"reference: transformers fp32 on {ref.get('device')}, held-out perplexity "
-                f"{ref.get('heldout_perplexity', float('nan')):.3f}"
+                f"reference: transformers fp32 on {ref.device}, held-out perplexity {ref.heldout_perplexity:.3f}"
             )
-        short = [("gates", "gates"), ("exact", "exact"), ("tf", "TF top-1"), ("ppl", "ppl (Δ)"), ("sim", "sim"),
-                 ("tok", "tok ids"), ("ttft", "TTFT ms"), ("tpot", "ms/tok"), ("size", "MB")]  # fmt: skip
-        table = Table("target", "device", *(h for _, h in short), title=f"validation — model {data['model']}")
+        short = [c for c in rep.COLUMNS if c.short]
+        table = Table("target", "device", *(c.short for c in short), title=f"validation — model {data.model}")
         notes = []
-        for row in rep.table_rows(data):
-            r = data["targets"][row["target"]]
-            device = r.get("device", row["device"]) if r.get("status") == "measured" else row["device"]
-            if r.get("proxy"):
+        for t, row in zip(data.targets, rep.table_rows(data), strict=True):
+            r = t.measured
+            device = r.device if r else row["device"]
+            if r and r.proxy:
                 device += " *"
-                notes.append(
-                    f"* {row['target']}: intended for {r['intended_device']}; ran on {r['device']} — {r['proxy']}"
-                )
+                notes.append(f"* {t.name}: intended for {r.intended_device}; ran on {r.device} — {r.proxy}")
             style = {"pass": "green", "FAIL": "bold red"}.get(row["gates"], "")
-            cells = [row[k] if k != "gates" or not style else f"[{style}]{row[k]}[/]" for k, _ in short]
-            table.add_row(row["target"], device, *cells)
+            cells = [row[c.key] if c.key != "gates" or not style else f"[{style}]{row[c.key]}[/]" for c in short]
+            table.add_row(t.name, str(device), *cells)
         console.print(table)
         for note in notes:
             console.print(note, highlight=False)
-        failed = [r["target"] for r in rep.table_rows(data) if r["gates"] == "FAIL"]
+        failed = [row["target"] for row in rep.table_rows(data) if row["gates"] == "FAIL"]
         if failed:
             console.print(f"[bold red]gates failed:[/] {', '.join(failed)}")
 
@@ -224,9 +195,7 @@ def publish(
             hf_prefix=hf_repo_prefix, push_dvc=not no_dvc,
         )  # fmt: skip
         for r in records:
-            where = ", ".join(x for x in (f"DVC remote {r['dvc_remote']}" if r["dvc_remote"] else "",
-                                          f"{r['hf']['repo']}@{r['hf']['commit'][:12]}" if r.get("hf") else "") if x)  # fmt: skip
-            console.print(f"published [bold]{r['target']}[/] ({r['fingerprint']}) → {where}")
+            console.print(f"published [bold]{r.target}[/] ({r.fingerprint}) → {r.where()}")
 
     run_main(body, name="aipc publish")
 
@@ -260,8 +229,8 @@ def pull(
             target, dest, source=source, repo=repo, rev=rev, hf_repo=hf_repo, remote=remote, fingerprint=fingerprint
         )
         console.print(
-            f"pulled [bold]{target}[/] into {dest}: {len(m['files'])} files verified against manifest.json "
-            f"(fingerprint {m['fingerprint']}); validated on {m['validation']['device_label']}"
+            f"pulled [bold]{target}[/] into {dest}: {len(m.files)} files verified against manifest.json "
+            f"(fingerprint {m.fingerprint}); validated on {m.validation.device_label}"
         )
         console.print(pl.how_to_run(m, dest), markup=False, highlight=False)
         console.print(f"prove it on this machine: aipc check {dest} --device <CPU|GPU|NPU|DML>", markup=False)
@@ -287,7 +256,7 @@ def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_
 
         m = manifest.read(Path(artifact))
         res = pl.check(Path(artifact), device)
-        table = Table("prompt", "identical", "first divergence", title=f"{m['name']} on {res.device_label}")
+        table = Table("prompt", "identical", "first divergence", title=f"{m.name} on {res.device_label}")
         for r in res.rows:
             table.add_row(
                 r["prompt"][:50],
@@ -296,10 +265,9 @@ def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_
             )
         console.print(table)
         console.print(f"exact match {res.exact_match_rate:.0%}, prefix agreement {res.prefix_agreement:.0%}")
+        gates = m.validation.gates
         bound = (
-            min_exact_match
-            if min_exact_match is not None
-            else (m["validation"]["gates"] or {}).get("bounds", {}).get("exact_match_min")
+            min_exact_match if min_exact_match is not None else (gates.bounds.get("exact_match_min") if gates else None)
         )
         if bound is not None and res.exact_match_rate < bound:
             raise PipelineError(f"check failed: exact match {res.exact_match_rate:.2f} < {bound} on {res.device_label}")
@@ -323,12 +291,13 @@ def bench(work: str, docs: str, keep: bool, no_decode: bool, resume: bool) -> No
     def body() -> None:
         from pathlib import Path
 
-        from pipeline import bench as b
+        from pipeline.bench.render import markdown, write_results
+        from pipeline.bench.run import run_bench
 
         command = "aipc bench" + (" --no-decode" if no_decode else "")
-        results = b.run_bench(Path("."), Path(work), keep=keep, decode=not no_decode, resume=resume)
-        b.write_results(results, Path(docs), command)
-        console.print(b.markdown(results, command))
+        results = run_bench(Path("."), Path(work), keep=keep, decode=not no_decode, resume=resume)
+        write_results(results, Path(docs), command)
+        console.print(markdown(results, command))
 
     run_main(body, name="aipc bench")
 

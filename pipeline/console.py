@@ -12,16 +12,16 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
 from rich.logging import RichHandler
 
 from pipeline.errors import PipelineError
+from pipeline.layout import STATE
 
 err_console = Console(stderr=True)
-ERROR_LOG = Path(".aipc") / "last-error.log"
+ERROR_LOG = STATE / "last-error.log"
 
 
 def setup_logging(level: str | None = None) -> None:

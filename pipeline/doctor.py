@@ -11,23 +11,15 @@ from __future__ import annotations
 import platform
 import re
 import sys
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from pipeline import layout, resources
 from pipeline.fsutil import free_bytes
 from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
-from pipeline.targets import family_module
+from pipeline.targets.base import Check
 
 GiB = 2**30
-
-
-@dataclass
-class Check:
-    name: str
-    status: str  # ok | info | warn | fail
-    detail: str
 
 
 def pinned_requirements() -> dict[str, str]:
@@ -134,8 +126,7 @@ def estimate_need(params: Params) -> tuple[int, int]:
     for name, target in params.targets.items():
         if not target.enabled:
             continue
-        module = family_module(target.family)
-        t_ram, t_disk = module.estimate(params.settings(name), w)
+        t_ram, t_disk = params.family(name).estimate(target.build, w)
         ram = max(ram, t_ram)
         disk += t_disk
     return ram, disk
@@ -159,15 +150,16 @@ def check_resources(params: Params, root: Path = Path(".")) -> list[Check]:
     ]
 
 
-def check_npu_lib(params: Params) -> list[Check]:
-    enabled = [n for n, t in params.targets.items() if t.family == "npu_lib" and t.enabled]
-    if not enabled:
-        return [Check("npu-lib env", "info", "npu-lib targets disabled in params.yaml")]
-    from pipeline.targets import npu_lib
-
-    settings = params.settings(enabled[0])
-    return [npu_lib.env_check(settings)]
+def check_families(params: Params) -> list[Check]:
+    """What each enabled target's family says about its own environment (e.g. npu-lib's isolated venv)."""
+    checks: list[Check] = []
+    seen: set[str] = set()
+    for name, target in params.targets.items():
+        if target.enabled and target.family not in seen:
+            seen.add(target.family)
+            checks += params.family(name).environment_checks(target.build)
+    return checks
 
 
 def run(params: Params) -> list[Check]:
-    return [*check_toolkits(), *check_devices(), *check_resources(params), *check_npu_lib(params)]
+    return [*check_toolkits(), *check_devices(), *check_resources(params), *check_families(params)]

@@ -10,42 +10,33 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from pipeline import fsutil, layout, manifest, model_card
 from pipeline.errors import PipelineError
 from pipeline.params import Params
-from pipeline.validate import harness
+from pipeline.records import GoldenOutput, Manifest, PackageStatus, SourceRecord, TargetRecord, ValidationResult
 
 log = logging.getLogger(__name__)
 
-GOLDEN = "golden_outputs.jsonl"
+GOLDEN = "golden_outputs.jsonl"  # the validation's GoldenOutput rows, as shipped in a package
 CARD = "README.md"
-SKIP = {"target.json"}  # build record: summarised in the manifest
+SKIP = {TargetRecord.FILE}  # build record: summarised in the manifest
 
 
-def packages_dir(root: Path = layout.ARTIFACTS) -> Path:
-    return root / "packages"
-
-
-def package_dir(name: str, root: Path = layout.ARTIFACTS) -> Path:
-    return packages_dir(root) / name
-
-
-def package_target(params: Params, name: str, out_dir: Path, root: Path = layout.ARTIFACTS) -> dict[str, Any]:
+def package_target(params: Params, name: str, out_dir: Path, root: Path = layout.ARTIFACTS) -> Manifest | None:
     target = params.target(name)
     if not target.enabled:
-        fsutil.write_json(out_dir / "status.json", {"target": name, "status": "disabled"})
-        return {"status": "disabled"}
+        PackageStatus(target=name, status="disabled").write(out_dir)
+        return None
     target_dir = layout.target_dir(name, root)
     vdir = layout.validation_dir(name, root)
-    if not (vdir / "metrics.json").is_file():
+    if not ValidationResult.exists(vdir):
         raise PipelineError(f"{name} has not been validated", fix=f"run `dvc repro validate@{name}` first")
-    validation = fsutil.read_json(vdir / "metrics.json")
-    if not validation.get("gates", {}).get("passed"):
-        failures = "; ".join(validation.get("gates", {}).get("failures", [])) or validation.get("status")
-        raise PipelineError(f"{name} did not pass validation ({failures}): it is not packaged")
-    validated = {f["path"]: f["sha256"] for f in validation["artifact"]["files_sha256"]}
+    validation = ValidationResult.read(vdir)
+    if not validation.passed:
+        raise PipelineError(f"{name} did not pass validation ({'; '.join(validation.failures())}): it is not packaged")
+    assert validation.artifact is not None
+    validated = validation.artifact.sha256_by_path()
     current = {f["path"]: f["sha256"] for f in fsutil.file_table(target_dir)}
     if current != validated:
         changed = sorted(set(current.items()) ^ set(validated.items()))
@@ -57,16 +48,14 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
         if path in SKIP:
             continue
         fsutil.link_or_copy(target_dir / path, out_dir / path)
-    shutil.copyfile(vdir / harness.GOLDEN, out_dir / GOLDEN)
-    source_record = (
-        fsutil.read_json(layout.source_dir(root) / "source.json")
-        if (layout.source_dir(root) / "source.json").is_file()
-        else {}
-    )
-    record = fsutil.read_json(target_dir / "target.json")
-    draft = manifest.build(name, out_dir, record, validation, source_record)
-    (out_dir / CARD).write_text(model_card.render(draft), encoding="utf-8")
-    final = manifest.build(name, out_dir, record, validation, source_record)  # now including the card
-    manifest.write(out_dir, final)
-    log.info("%s packaged: %d files, fingerprint %s", name, len(final["files"]), final["fingerprint"])
+    GoldenOutput.read_all(vdir)  # a readable record, then the same bytes as validated
+    shutil.copyfile(vdir / GoldenOutput.FILE, out_dir / GOLDEN)
+    source_dir = layout.source_dir(root)
+    source = SourceRecord.read(source_dir) if SourceRecord.exists(source_dir) else None
+    record = TargetRecord.read(target_dir)
+    draft = manifest.build(name, out_dir, record, validation, source)
+    (out_dir / CARD).write_text(model_card.render_card(draft), encoding="utf-8")
+    final = manifest.build(name, out_dir, record, validation, source)  # now including the card
+    final.write(out_dir)
+    log.info("%s packaged: %d files, fingerprint %s", name, len(final.files), final.fingerprint)
     return final

@@ -11,14 +11,14 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
 from pipeline.errors import ParamsError
 from pipeline.targets import FAMILIES, family_module
-from pipeline.targets.base import ModelDims
+from pipeline.targets.base import ModelDims, TargetFamily
 
 DEFAULT_PARAMS = Path("params.yaml")
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -165,10 +165,9 @@ class Validation(Strict):
 # --------------------------------------------------------------------------- targets
 
 
-class Target(Strict):
-    """One artifact to build: its family, its build settings, its gates."""
+class TargetCommon(Strict):
+    """What every target has besides its family's build settings."""
 
-    family: str
     enabled: bool = True
     description: str = ""
     device: str = Field(
@@ -176,15 +175,22 @@ class Target(Strict):
         description="Validation device: auto = the best device present for this artifact (a stand-in is labelled "
         "as a proxy); an explicit device (CPU, GPU, NPU, DML) that is absent is an error, never a fallback.",
     )
-    build: Any = Field(default_factory=dict)
     gates: Gates = Field(default_factory=Gates)
 
-    @field_validator("family")
-    @classmethod
-    def _known_family(cls, v: str) -> str:
-        if v not in FAMILIES:
-            raise ValueError(f"unknown family (allowed: {', '.join(FAMILIES)})")
-        return v
+
+def _target_model(family: str) -> type[TargetCommon]:
+    """``targets.<name>`` of one family: its ``build:`` block is that family's ``Settings``, validated once."""
+    settings = family_module(family).Settings
+    return create_model(
+        f"Target[{family}]",
+        __base__=TargetCommon,
+        family=(Literal[family], ...),  # type: ignore[valid-type]
+        build=(settings, Field(default_factory=dict, validate_default=True)),
+    )
+
+
+TARGET_MODELS: dict[str, type[TargetCommon]] = {family: _target_model(family) for family in FAMILIES}
+Target = Annotated[Union[tuple(TARGET_MODELS.values())], Field(discriminator="family")]  # noqa: UP007
 
 
 class Publish(Strict):
@@ -199,7 +205,7 @@ class Params(Strict):
     model: str = Field(..., description="Name of the entry under `models` to build from.")
     models: dict[str, ModelEntry]
     validation: Validation
-    targets: dict[str, Target]
+    targets: dict[str, Target]  # type: ignore[valid-type]
     publish: Publish = Field(default_factory=Publish)
 
     @model_validator(mode="after")
@@ -221,7 +227,8 @@ class Params(Strict):
     def prompts(self) -> list[str]:
         return list(self.source.prompts or self.validation.prompts)
 
-    def target(self, name: str) -> Target:
+    def target(self, name: str) -> Any:
+        """``targets.<name>``: its family, settings (``.build``, the family's ``Settings``) and gates."""
         try:
             return self.targets[name]
         except KeyError:
@@ -229,10 +236,8 @@ class Params(Strict):
                 [f"params.yaml: targets.{name}: no such target (allowed: {', '.join(self.targets)})"]
             ) from None
 
-    def settings(self, name: str) -> Any:
-        """The validated build settings of target ``name`` (its family's ``Settings``)."""
-        t = self.target(name)
-        return family_module(t.family).Settings.model_validate(t.build or {})
+    def family(self, name: str) -> TargetFamily:
+        return family_module(self.target(name).family)
 
 
 # --------------------------------------------------------------------------- loading
@@ -258,40 +263,42 @@ def validate_params(raw: dict[str, Any], *, source: str = "params.yaml", check_m
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        raise ParamsError(_lines(exc, source, raw)) from None
+        raise ParamsError(_lines(exc, source)) from None
 
     lines: list[str] = []
-    for name, target in params.targets.items():
-        module = family_module(target.family)
-        try:
-            settings = module.Settings.model_validate(target.build or {})
-        except ValidationError as exc:
-            lines += _lines(exc, source, raw, prefix=("targets", name, "build"))
-            continue
-        if check_model and target.enabled:
-            dims = params.source.dims()
-            for problem in module.preflight(settings, dims):
-                lines.append(f"{source}: targets.{name}.build.{problem}")
+    if check_model:
+        dims = params.source.dims()
+        for name, target in params.targets.items():
+            if target.enabled:
+                for problem in family_module(target.family).preflight(target.build, dims):
+                    lines.append(f"{source}: targets.{name}.build.{problem}")
     if lines:
         raise ParamsError(lines)
     return params
 
 
-def _lines(exc: ValidationError, source: str, raw: Any, prefix: tuple = ()) -> list[str]:
+def _lines(exc: ValidationError, source: str) -> list[str]:
     """One readable line per pydantic error: key, value, what is allowed."""
     out = []
     for err in exc.errors():
-        loc = _strip_union_tag(tuple(str(p) for p in (*prefix, *err["loc"])))
-        key = ".".join(loc) or "(top level)"
+        loc = tuple(str(p) for p in err["loc"])
+        key = ".".join(_without_tags(loc)) or "(top level)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
-            allowed = _allowed_keys(raw, loc)
+            allowed = _fields_at(loc[:-1])
             hint = ""
             if allowed:
                 close = difflib.get_close_matches(loc[-1], allowed, n=1)
                 hint = f" (did you mean '{close[0]}'?" if close else " ("
                 hint += f"{' ' if close else ''}allowed: {', '.join(sorted(allowed))})"
             out.append(f"{source}: {key}: unknown key{hint}")
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            field = "family" if loc[:1] == ("targets",) else "kind"
+            tag = err.get("ctx", {}).get("tag")
+            allowed = ", ".join(FAMILIES if field == "family" else ("embedded", "hub", "local"))
+            shown = "missing" if tag is None else f"{tag!r}"
+            what = "family" if field == "family" else "model kind"
+            out.append(f"{source}: {key}.{field} = {shown}: unknown {what} (allowed: {allowed})")
         elif err["type"] == "missing":
             out.append(f"{source}: {key}: required key is missing")
         elif not loc:  # a cross-field rule: its message already names the key
@@ -303,49 +310,51 @@ def _lines(exc: ValidationError, source: str, raw: Any, prefix: tuple = ()) -> l
     return out
 
 
-def _strip_union_tag(loc: tuple[str, ...]) -> tuple[str, ...]:
-    """pydantic puts the discriminator in the path (models.x.hub.revision); users wrote models.x.revision."""
-    if len(loc) > 2 and loc[0] == "models" and loc[2] in ("embedded", "hub", "local"):
-        return loc[:2] + loc[3:]
-    return loc
-
-
-def _allowed_keys(raw: Any, loc: tuple[str, ...]) -> list[str]:
-    """The keys the schema accepts at ``loc``'s parent (for 'did you mean')."""
-    model = _model_at(loc[:-1], raw)
-    return list(model.model_fields) if model else []
-
-
-def _model_at(loc: tuple[str, ...], raw: Any) -> type[BaseModel] | None:
-    model: type[BaseModel] | None = Params
-    node = raw
-    i = 0
-    while model is not None and i < len(loc):
-        part = loc[i]
-        node = node.get(part) if isinstance(node, dict) else None
-        if model is Params and part in ("models", "targets") and i + 1 < len(loc):
-            i += 1
-            node = node.get(loc[i]) if isinstance(node, dict) else None
-            if part == "models":
-                kind = node.get("kind") if isinstance(node, dict) else None
-                model = {"embedded": EmbeddedModel, "hub": HubModel, "local": LocalModel}.get(kind)
-            else:
-                model = Target
-        elif model is Target and part == "build":
-            family = raw.get("targets", {}).get(loc[i - 1], {}).get("family") if isinstance(raw, dict) else None
-            model = family_module(family).Settings if family in FAMILIES else None
-        else:
-            field = model.model_fields.get(part)
-            ann = getattr(field, "annotation", None)
-            model = _submodel(ann)
+def _without_tags(loc: tuple[str, ...]) -> tuple[str, ...]:
+    """pydantic puts a union's tag in the path (targets.x.openvino.build.ratio); users wrote targets.x.build.ratio."""
+    out, i = [], 0
+    while i < len(loc):
+        out.append(loc[i])
+        if loc[i] in ("models", "targets") and i == 0 and len(loc) > 2:
+            out.append(loc[1])
+            i += 3  # skip the tag after the entry name
+            continue
         i += 1
-    return model
+    return tuple(out)
+
+
+def _fields_at(loc: tuple[str, ...]) -> list[str]:
+    """The keys the schema accepts at ``loc`` (a pydantic error location, union tags included)."""
+    model: Any = Params
+    i = 0
+    while i < len(loc):
+        ann = model.model_fields[loc[i]].annotation if loc[i] in model.model_fields else None
+        if ann is None:
+            return []
+        i += 1
+        if get_origin(ann) is dict:  # models.<name> / targets.<name>: skip the entry name, then pick by tag
+            i += 1
+            members = {_tag(m): m for m in get_args(get_args(get_args(ann)[1])[0])}
+            if i >= len(loc) or loc[i] not in members:
+                return []
+            model = members[loc[i]]
+            i += 1
+            continue
+        model = _submodel(ann)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+def _tag(member: type[BaseModel]) -> str:
+    field = member.model_fields.get("family") or member.model_fields["kind"]
+    return get_args(field.annotation)[0]
 
 
 def _submodel(ann: Any) -> type[BaseModel] | None:
     if isinstance(ann, type) and issubclass(ann, BaseModel):
         return ann
-    for arg in getattr(ann, "__args__", ()) or ():
+    for arg in get_args(ann):
         found = _submodel(arg)
         if found:
             return found

@@ -9,39 +9,39 @@ artifact files differ from the bytes the validation stage hashed. The Hugging Fa
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel
 
 from pipeline import fsutil, layout, manifest
 from pipeline.errors import PipelineError
-from pipeline.package import SKIP, package_dir
+from pipeline.layout import package_dir
+from pipeline.package import SKIP
 from pipeline.params import Params
+from pipeline.records import Manifest, ValidationResult
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_LOG = Path(".aipc") / "published.jsonl"
+PUBLISHED_LOG = layout.STATE / "published.jsonl"
 
 
 class PublishRefused(PipelineError):
     pass
 
 
-def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> dict[str, Any]:
+def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> Manifest:
     """The package's manifest if it may be published; ``PublishRefused`` with the reason otherwise."""
     pkg = package_dir(name, root)
-    if not (pkg / manifest.MANIFEST).is_file():
-        vpath = layout.validation_dir(name, root) / "metrics.json"
+    if not Manifest.exists(pkg):
+        vdir = layout.validation_dir(name, root)
         why = "it has not been validated"
-        if vpath.is_file():
-            v = fsutil.read_json(vpath)
-            if not v.get("gates", {}).get("passed"):
-                why = "its validation failed: " + "; ".join(
-                    v.get("gates", {}).get("failures", []) or [v.get("status", "?")]
-                )
+        if ValidationResult.exists(vdir):
+            v = ValidationResult.read(vdir)
+            if not v.passed:
+                why = "its validation failed: " + "; ".join(v.failures())
         raise PublishRefused(f"{name} is not publishable: {why}", fix=f"fix it and run `dvc repro package@{name}`")
     m = manifest.read(pkg)
     problems = manifest.verify(pkg, m)
@@ -50,10 +50,10 @@ def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> dict[str, Any
             f"{name} was modified after it was validated: {manifest.summary(problems)}",
             fix=f"restore it with `dvc checkout artifacts/packages/{name}` or rebuild with `dvc repro`",
         )
-    if not m["validation"]["passed"]:
+    if not m.validated:
         raise PublishRefused(f"{name}: its manifest records a failed validation")
-    files = {f["path"]: f["sha256"] for f in m["files"]}
-    validated = {k: v for k, v in m["validation"]["validated_files_sha256"].items() if k not in SKIP}
+    files = {f.path: f.sha256 for f in m.files}
+    validated = {k: v for k, v in m.validation.validated_files_sha256.items() if k not in SKIP}
     mismatch = [p for p, sha in validated.items() if files.get(p) != sha]
     if mismatch or not validated:
         raise PublishRefused(
@@ -77,7 +77,28 @@ def dvc_push(paths: list[Path], remote: str | None) -> None:
         )
 
 
-def hf_upload(pkg: Path, repo_id: str, private: bool, message: str) -> dict[str, Any]:
+class HfUpload(BaseModel):
+    repo: str
+    commit: str
+    url: str | None = None
+
+
+class Published(BaseModel):
+    """One line of ``.aipc/published.jsonl``: what went where, with which fingerprint."""
+
+    target: str
+    fingerprint: str | None
+    time: str
+    dvc_remote: str | None
+    hf: HfUpload | None = None
+
+    def where(self) -> str:
+        parts = [f"DVC remote {self.dvc_remote}" if self.dvc_remote else "",
+                 f"{self.hf.repo}@{self.hf.commit[:12]}" if self.hf else ""]  # fmt: skip
+        return ", ".join(p for p in parts if p)
+
+
+def hf_upload(pkg: Path, repo_id: str, private: bool, message: str) -> HfUpload:
     from huggingface_hub import HfApi, get_token
 
     from pipeline.sources.hub import endpoint
@@ -97,7 +118,7 @@ def hf_upload(pkg: Path, repo_id: str, private: bool, message: str) -> dict[str,
             f"upload of {pkg.name} to {repo_id} failed: {type(exc).__name__}{f' (HTTP {status})' if status else ''}",
             fix="check HF_TOKEN has write access to the organisation and that HF_ENDPOINT is right",
         ) from None
-    return {"repo": repo_id, "commit": info.oid, "url": getattr(info, "commit_url", None)}
+    return HfUpload(repo=repo_id, commit=info.oid, url=getattr(info, "commit_url", None))
 
 
 def publish(
@@ -109,7 +130,7 @@ def publish(
     hf_prefix: str | None = None,
     push_dvc: bool = True,
     root: Path = layout.ARTIFACTS,
-) -> list[dict[str, Any]]:
+) -> list[Published]:
     names = targets or [n for n, t in params.targets.items() if t.enabled]
     for n in names:
         if not params.target(n).enabled:
@@ -124,24 +145,18 @@ def publish(
     if push_dvc:
         dvc_push([package_dir(n, root) for n in names], remote or params.publish.dvc_remote)
     for n in names:
-        rec: dict[str, Any] = {
-            "target": n,
-            "fingerprint": manifests[n]["fingerprint"],
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "dvc_remote": (remote or params.publish.dvc_remote) if push_dvc else None,
-        }
+        rec = Published(
+            target=n,
+            fingerprint=manifests[n].fingerprint,
+            time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            dvc_remote=(remote or params.publish.dvc_remote) if push_dvc else None,
+        )
         if to_hf:
-            rec["hf"] = hf_upload(
-                package_dir(n, root), f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n]['fingerprint']}"
+            rec.hf = hf_upload(
+                package_dir(n, root), f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n].fingerprint}"
             )
         records.append(rec)
-        log.info("published %s (%s)", n, rec.get("hf", {}).get("repo", rec["dvc_remote"]))
+        log.info("published %s (%s)", n, rec.where())
     PUBLISHED_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with open(PUBLISHED_LOG, "a", encoding="utf-8") as f:
-        for rec in records:
-            f.write(__import__("json").dumps(rec) + "\n")
+    fsutil.write_jsonl(PUBLISHED_LOG, (r.model_dump(mode="json", exclude_unset=True) for r in records), append=True)
     return records
-
-
-def environment_has_token() -> bool:
-    return bool(os.environ.get("HF_TOKEN"))

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import fsutil, manifest, model_card
+from pipeline import cache, fsutil, manifest, model_card
 from pipeline.errors import PipelineError
 from pipeline.package import GOLDEN
+from pipeline.records import GoldenOutput, Manifest
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def pull(
     hf_repo: str | None = None,
     remote: str | None = None,
     fingerprint: str | None = None,
-) -> dict[str, Any]:
+) -> Manifest:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise PipelineError(f"{out} already exists and is not empty", fix="choose another --out or remove it")
@@ -56,7 +57,7 @@ def pull(
             _hf_get(hf_repo, tmp, rev)
         else:
             raise PipelineError(f"unknown source {source!r} (dvc or hf)")
-        if not (tmp / manifest.MANIFEST).is_file():
+        if not Manifest.exists(tmp):
             raise PullRefused(f"the download of {target} has no manifest.json: not a package made by this pipeline")
         m = manifest.read(tmp)
         problems = manifest.verify(tmp, m)
@@ -65,11 +66,11 @@ def pull(
                 f"{target} failed verification and was deleted: {manifest.summary(problems)}",
                 fix="the remote copy is damaged or was tampered with: republish it from a validated build",
             )
-        if not m["validation"]["passed"]:
+        if not m.validated:
             raise PullRefused(f"{target}: its manifest records a failed validation")
-        if fingerprint and m.get("fingerprint") != fingerprint:
+        if fingerprint and m.fingerprint != fingerprint:
             raise PullRefused(
-                f"{target}: fingerprint {m.get('fingerprint')} is not the expected {fingerprint}",
+                f"{target}: fingerprint {m.fingerprint} is not the expected {fingerprint}",
                 fix="the remote holds a different build (or a rewritten manifest): check what was published",
             )
         if out.exists():
@@ -124,12 +125,10 @@ def _hf_get(repo_id: str, dest: Path, rev: str | None) -> None:
 
     try:
         # The manifest first: it lists the artifact's files; repo housekeeping (.gitattributes) is not fetched.
-        first = Path(
-            hf_hub_download(repo_id, manifest.MANIFEST, revision=rev, endpoint=endpoint(), local_dir=str(dest))
-        )
-        listed = [f["path"] for f in json.loads(first.read_text(encoding="utf-8")).get("files", [])]
+        first = Path(hf_hub_download(repo_id, Manifest.FILE, revision=rev, endpoint=endpoint(), local_dir=str(dest)))
+        listed = [f.path for f in Manifest.parse_file_data(first, json.loads(first.read_text(encoding="utf-8"))).files]
         snapshot_download(
-            repo_id, revision=rev, local_dir=str(dest), endpoint=endpoint(), allow_patterns=[*listed, manifest.MANIFEST]
+            repo_id, revision=rev, local_dir=str(dest), endpoint=endpoint(), allow_patterns=[*listed, Manifest.FILE]
         )
     except Exception as exc:
         raise PipelineError(
@@ -138,7 +137,7 @@ def _hf_get(repo_id: str, dest: Path, rev: str | None) -> None:
     shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
 
 
-def how_to_run(m: dict[str, Any], folder: Path) -> str:
+def how_to_run(m: Manifest, folder: Path) -> str:
     return model_card.snippet(m, str(folder))
 
 
@@ -154,10 +153,10 @@ class CheckResult:
 
 
 def check(folder: Path, device: str = "auto", max_prompts: int | None = None) -> CheckResult:
-    from pipeline.params import Validation
-    from pipeline.runners import open_runner
     from pipeline.runners.base import cut_at_eos
+    from pipeline.runners.dispatch import open_runner
     from pipeline.targets import family_module
+    from pipeline.targets.base import RuntimeOptions
     from pipeline.validate import metrics as mt
 
     folder = Path(folder)
@@ -165,31 +164,28 @@ def check(folder: Path, device: str = "auto", max_prompts: int | None = None) ->
     if problems:
         raise PullRefused(f"{folder} does not match its manifest: {problems[0]}", fix="pull it again")
     m = manifest.read(folder)
-    if m.get("runtime") == "npu-lib":
+    if m.runtime == "npu-lib":
         raise PipelineError(
-            f"{m['name']} holds intel-npu-acceleration-library's run record, not a model to run",
-            fix=f"on the NPU machine, run `dvc repro validate@{m['name']}` with the source model",
+            f"{m.name} holds intel-npu-acceleration-library's run record, not a model to run",
+            fix=f"on the NPU machine, run `dvc repro validate@{m.name}` with the source model",
         )
-    golden = fsutil.read_jsonl(folder / GOLDEN)
+    golden = GoldenOutput.read_all(folder, GOLDEN)
     golden = golden[:max_prompts] if max_prompts else golden
-    family = family_module(m["family"])
-    settings = family.Settings.model_validate(m["settings"])
-    validation = Validation(prompts=["-"], openvino_cpu_precision="f32")
-    cache = Path(os.environ.get("AIPC_CACHE", Path.home() / ".cache" / "aipc"))
-    runner = open_runner(
-        m["runtime"], m["name"], folder, family, settings, device=device, validation=validation, cache_root=cache
-    )
+    family = family_module(m.family)
+    settings = family.Settings.model_validate(m.settings or {})
+    options = RuntimeOptions(cpu_precision="f32", cache_root=cache.npu_compile_cache(m.name))
+    runner = open_runner(m.name, family, settings, folder, device=device, options=options)
     rows = []
     try:
         eos = set(getattr(runner, "eos", set()))
         for g in golden:
-            want = g["output_ids"]
-            n = len(want) + 1 if g.get("stopped", True) else len(want)
-            got = cut_at_eos(runner.generate(g["input_ids"], max(1, n)).tokens, eos)[
-                : len(want) if not g.get("stopped", True) else None
+            want = g.output_ids
+            n = len(want) + 1 if g.stopped else len(want)
+            got = cut_at_eos(runner.generate(g.input_ids, max(1, n)).tokens, eos)[
+                : len(want) if not g.stopped else None
             ]
             div = mt.first_divergence(want, got)
-            rows.append({"prompt": g["prompt"], "match": got == want, "first_divergence": div,
+            rows.append({"prompt": g.prompt, "match": got == want, "first_divergence": div,
                          "prefix": (len(want) if div is None else div) / max(1, len(want))})  # fmt: skip
         label = runner.choice.label
     finally:

@@ -57,6 +57,9 @@ class PeakRSS:
     """
 
     def __init__(self, pid: int | None = None, interval: float = 0.05):
+        # Measuring another process (a child this process waits for): only the children's high-water mark
+        # can describe it; this process's own is not its business.
+        self.own = pid is None or pid == os.getpid()
         self.proc = psutil.Process(pid or os.getpid())
         self.interval = interval
         self.peak = Peak()
@@ -90,8 +93,8 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.sample()
-        for before, after in zip(self._marks, _maxrss(), strict=True):
-            if after > before:  # the high-water mark was set inside the block
+        for i, (before, after) in enumerate(zip(self._marks, _maxrss(), strict=True)):
+            if after > before and (self.own or i == 1):  # the high-water mark was set inside the block
                 self.peak.rss = max(self.peak.rss, after)
 
 

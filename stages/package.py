@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline.package import package_dir, package_target
+from pipeline.layout import package_dir
+from pipeline.package import package_target
 from pipeline.stage import run_target_stage
 
 

@@ -87,12 +87,12 @@ def artifacts_root(tmp_path_factory, embedded_dir, default_params) -> Path:
     import shutil
 
     from pipeline import layout
-    from pipeline.targets import ov_ir
+    from pipeline.openvino_ir.export import export_fp_ir
     from pipeline.validate.reference import build_reference
 
     root = tmp_path_factory.mktemp("artifacts")
     shutil.copytree(embedded_dir, layout.source_dir(root))
-    ov_ir.export_fp_ir(layout.source_dir(root), _mk(layout.ov_ir_dir(root)))
+    export_fp_ir(layout.source_dir(root), _mk(layout.ov_ir_dir(root)))
     build_reference(default_params, layout.source_dir(root), _mk(layout.reference_dir(root)))
     return root
 

@@ -24,7 +24,7 @@ def test_shipped_params_are_valid():
     assert set(params.targets) >= {"ov-fp16", "ov-int4", "ov-npu-int4", "ort-dml-int4", "ort-cpu-int4", "npu-lib-int4"}
     assert {"phi-3-mini-4k", "phi-3-mini-128k", "phi-3.5-mini"} <= set(params.models)
     assert params.models["phi-3-mini-4k"].repo == "microsoft/Phi-3-mini-4k-instruct"
-    int4 = params.settings("ov-int4")
+    int4 = params.target("ov-int4").build
     assert (int4.sym, int4.group_size, int4.ratio, int4.backup_precision) == (True, 128, 0.6, "int8_asym")
 
 
@@ -87,7 +87,7 @@ def test_group_size_checked_against_hub_model_shape(params_raw):
 
 def test_group_size_fallback_allows_non_dividing_group(params_raw):
     params_raw["targets"]["ov-int4"]["build"].update(group_size=100, group_size_fallback="adjust")
-    settings = validate_params(params_raw).settings("ov-int4")  # raises ParamsError if refused
+    settings = validate_params(params_raw).target("ov-int4").build  # raises ParamsError if refused
     assert (settings.group_size, settings.group_size_fallback) == (100, "adjust")
 
 

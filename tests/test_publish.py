@@ -49,9 +49,9 @@ def test_packages_hold_manifest_card_and_golden_outputs(published_project):
     pkg = published_project / "artifacts/packages/ov-int4"
     m = manifest.read(pkg)
     assert manifest.verify(pkg) == []
-    assert m["validation"]["passed"] and m["source"]["resolved_revision"] and m["tools"]["build"]["nncf"]
-    assert m["settings"]["group_size"] == 128 and m["build"]["weights"] == {"int4": 4, "int8": 6}
-    assert {f["path"] for f in m["files"]} >= {
+    assert m.validated and m.source.resolved_revision and m.tools.build["nncf"]
+    assert m.settings["group_size"] == 128 and m.build.weights == {"int4": 4, "int8": 6}
+    assert {f.path for f in m.files} >= {
         "openvino_model.xml",
         "openvino_model.bin",
         "README.md",
@@ -112,7 +112,7 @@ def test_publishing_an_unvalidated_target_is_refused(published_project):
     pkg = published_project / "artifacts/packages/ort-cpu-int4"
     shutil.move(pkg, pkg.with_name("ort-cpu-int4.bak"))
     data = json.loads(vfile.read_text())
-    data["gates"] = {"passed": False, "failures": ["ort-cpu-int4: teacher_forced_agreement = 0.5, bound >= 0.7"]}
+    data["gates"].update(passed=False, failures=["ort-cpu-int4: teacher_forced_agreement = 0.5, bound >= 0.7"])
     vfile.unlink()
     vfile.write_text(json.dumps(data))
     try:
@@ -210,7 +210,7 @@ def test_hub_round_trip_and_tampered_download_is_refused(published_project, tmp_
     print(f"hub pull: {time.monotonic() - t0:.1f} s", file=sys.stderr)
     expected = published_project / "artifacts/packages/ov-fp16"
     assert same_tree(out, expected)
-    fingerprint = manifest.read(expected)["fingerprint"]
+    fingerprint = manifest.read(expected).fingerprint
     proc = aipc(["pull", "ov-fp16", "--from", "hf", "--hf-repo", "test-org/phi3-ov-fp16", "--out", str(tmp_path / "fp"),
                  "--fingerprint", "0" * 16], tmp_path, env)  # fmt: skip
     assert proc.returncode != 0 and f"fingerprint {fingerprint} is not the expected" in " ".join(proc.stderr.split())

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from pipeline import report
+from pipeline import report_plots
 
 
 def _box(x: float, y: float, anchor: str, name: str) -> tuple[float, float, float, float]:
-    tw = report.LABEL_CHAR_W * len(name)
+    tw = report_plots.LABEL_CHAR_W * len(name)
     left = x if anchor == "start" else x - tw
-    return left, y - report.LABEL_H + 2, left + tw, y + 2
+    return left, y - report_plots.LABEL_H + 2, left + tw, y + 2
 
 
 def test_clustered_point_labels_cover_no_label_and_no_point():
@@ -21,13 +21,15 @@ def test_clustered_point_labels_cover_no_label_and_no_point():
         (105.0, 279.0, "ort-dml-int4"),
         (300.0, 40.0, "ov-fp16"),
     ]
-    boxes = [_box(x, y, a, n) for (x, y, a), (_, _, n) in zip(report._place_labels(centres, 520), centres, strict=True)]
+    boxes = [
+        _box(x, y, a, n) for (x, y, a), (_, _, n) in zip(report_plots.place_labels(centres, 520), centres, strict=True)
+    ]
     for i, a in enumerate(boxes):
         assert a[0] >= 0 and a[2] <= 520
         for b in boxes[i + 1 :]:
-            assert not report._overlap(a, b), (a, b)
+            assert not report_plots.overlap(a, b), (a, b)
         for cx, cy, _ in centres:
-            assert not report._overlap(a, (cx - 5, cy - 5, cx + 5, cy + 5)), (a, cx, cy)
+            assert not report_plots.overlap(a, (cx - 5, cy - 5, cx + 5, cy + 5)), (a, cx, cy)
 
 
 def test_scatter_names_every_target():
@@ -36,6 +38,12 @@ def test_scatter_names_every_target():
         {"target": "ov-npu-int4", "size": 2.4, "agree": 0.982},
         {"target": "no-metric", "size": 1.0, "agree": None},
     ]
-    svg = report._svg_scatter(rows, "size", "agree", "size on disk (MB)", "agreement")
+    svg = report_plots.svg(report_plots.scatter(rows, "size", "agree", "size on disk (MB)", "agreement"))
     labels = re.findall(r'font-size="11">([^<]+)</text>', svg)
     assert sorted(labels) == ["ov-int4", "ov-npu-int4"]
+
+
+def test_text_in_the_html_documents_is_escaped():
+    rows = [{"target": "<script>x</script>", "size": 1.0, "agree": 0.5}]
+    svg = report_plots.svg(report_plots.scatter(rows, "size", "agree", "size <MB>", "agreement"))
+    assert "<script>" not in svg and "&lt;script&gt;" in svg and "size &lt;MB&gt;" in svg

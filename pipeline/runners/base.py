@@ -24,6 +24,7 @@ class Generation:
     ttft_ms: float | None = None  # time to first token (prefill + first decode)
     tpot_ms: float | None = None  # mean time per output token after the first
     seconds: float = 0.0
+    step_ms: list[float] = field(default_factory=list)  # each output token after the first
 
 
 @dataclass
@@ -44,7 +45,9 @@ class Runner(Protocol):
     choice: DeviceChoice
     load_seconds: float
 
-    def generate(self, ids: list[int], max_new_tokens: int) -> Generation: ...
+    def generate(self, ids: list[int], max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+        """Greedy tokens after ``ids`` (``ignore_eos``: exactly ``max_new_tokens``, for timing)."""
+        ...
 
     def logits(self, ids: list[int]) -> np.ndarray: ...
 

@@ -33,7 +33,9 @@ class TransformersRunner:
         ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
         return [int(i) for i in ids]
 
-    def generate(self, ids: list[int], max_new_tokens: int) -> Generation:
+    def generate(self, ids: list[int], max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+        if ignore_eos:
+            raise NotImplementedError("the reference always stops at the end-of-sequence token")
         import torch
 
         inp = torch.tensor([ids])

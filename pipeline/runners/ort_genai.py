@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from pipeline.ort_builder.graph import GenAIConfig
 from pipeline.runners.base import DeviceChoice, DeviceUnavailable, Generation
 
 
@@ -45,18 +47,8 @@ def choose_device(intended: str, requested: str, target: str) -> DeviceChoice:
     return DeviceChoice(device=device, intended=intended, proxy=proxy, details={"dml_available": have_dml})
 
 
-def cpu_threads(requested: int | None = None) -> int:
-    """Physical cores: onnxruntime-genai's own default used one thread on this 2-core build machine
-    (measured: 223 ms/token with the default, 120 ms/token with 2 threads on Phi-3-mini int4)."""
-    import os
-
-    import psutil
-
-    return requested or psutil.cpu_count(logical=False) or os.cpu_count() or 1
-
-
 class OrtGenAIRunner:
-    def __init__(self, model_dir: Path, choice: DeviceChoice, threads: int | None = None):
+    def __init__(self, model_dir: Path, choice: DeviceChoice, session_options: dict[str, Any]):
         import onnxruntime_genai as og
 
         self.og = og
@@ -66,30 +58,31 @@ class OrtGenAIRunner:
         config = og.Config(str(self.model_dir))
         if choice.device == "CPU":
             config.clear_providers()  # the graph's own providers (e.g. dml) are replaced by the CPU EP
-            n = cpu_threads(threads)
-            config.overlay(json.dumps({"model": {"decoder": {"session_options": {"intra_op_num_threads": n}}}}))
-            self.choice.details["intra_op_num_threads"] = n
+        if session_options:
+            config.overlay(json.dumps({"model": {"decoder": {"session_options": session_options}}}))
+            self.choice.details.update(session_options)
         self.model = og.Model(config)
         self.tokenizer = og.Tokenizer(self.model)
         self.load_seconds = time.perf_counter() - t0
-        cfg = json.loads((self.model_dir / "genai_config.json").read_text())
-        eos = cfg["model"].get("eos_token_id")
-        self.eos = set(eos if isinstance(eos, list) else [eos])
-        self.choice.details["genai_providers"] = [
-            next(iter(o)) for o in cfg["model"]["decoder"]["session_options"].get("provider_options", [])
-        ]
+        cfg = GenAIConfig(self.model_dir)
+        self.eos = cfg.eos_token_ids
+        self.choice.details["genai_providers"] = cfg.providers
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         text = self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
         return [int(x) for x in self.tokenizer.encode(text)]
 
-    def _generator(self, max_length: int):
+    def _generator(self, max_length: int, min_length: int | None = None):
         params = self.og.GeneratorParams(self.model)
-        params.set_search_options(do_sample=False, max_length=max_length)
+        if min_length is None:
+            params.set_search_options(do_sample=False, max_length=max_length)
+        else:
+            params.set_search_options(do_sample=False, max_length=max_length, min_length=min_length)
         return self.og.Generator(self.model, params)
 
-    def generate(self, ids: list[int], max_new_tokens: int) -> Generation:
-        gen = self._generator(len(ids) + max_new_tokens)
+    def generate(self, ids: list[int], max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+        length = len(ids) + max_new_tokens
+        gen = self._generator(length, length if ignore_eos else None)
         tokens: list[int] = []
         t0 = time.perf_counter()
         gen.append_tokens(np.array(ids, dtype=np.int32))  # prefill
@@ -105,11 +98,17 @@ class OrtGenAIRunner:
             else:
                 step_times.append(now - ts)
             tokens.append(tok)
-            if tok in self.eos:
+            if tok in self.eos and not ignore_eos:
                 break
         seconds = time.perf_counter() - t0
         tpot = 1000 * float(np.mean(step_times)) if step_times else None
-        return Generation(tokens=tokens, ttft_ms=1000 * ttft if ttft else None, tpot_ms=tpot, seconds=seconds)
+        return Generation(
+            tokens=tokens,
+            ttft_ms=1000 * ttft if ttft else None,
+            tpot_ms=tpot,
+            seconds=seconds,
+            step_ms=[1000 * t for t in step_times],
+        )
 
     def logits(self, ids: list[int]) -> np.ndarray:
         gen = self._generator(len(ids) + 1)

@@ -5,9 +5,8 @@ Logits (teacher forcing, perplexity) come from the same IR compiled by OpenVINO 
 pipeline does not expose them; that is done after the timed generations and after the pipeline is
 released, so a large model is never held twice.
 
-On CPU the validation pins ``INFERENCE_PRECISION_HINT`` (default f32, ``validation.openvino_cpu_precision``):
-CPUs with AMX/AVX512-BF16 otherwise compute an FP16 model in bf16 — measured here: ov-fp16 matched the
-fp32 reference on 4/6 prompts in bf16 and 6/6 in f32. The report states the precision used.
+The properties come from the target's family (``runtime_properties``): e.g. the CPU inference precision,
+or the NPU run config shipped in the artifact; the report states what was used.
 """
 
 from __future__ import annotations
@@ -53,26 +52,12 @@ def choose_device(intended: str, requested: str, target: str) -> DeviceChoice:
 
 
 class OpenVINOGenAIRunner:
-    def __init__(
-        self,
-        model_dir: Path,
-        choice: DeviceChoice,
-        *,
-        cpu_precision: str = "f32",
-        npu_properties: dict[str, Any] | None = None,
-        cache_root: Path | None = None,
-    ):
+    def __init__(self, model_dir: Path, choice: DeviceChoice, properties: dict[str, Any]):
         import openvino_genai as ov_genai
 
         self.model_dir = Path(model_dir)
         self.choice = choice
-        self.properties: dict[str, Any] = {}
-        if choice.device == "CPU" and cpu_precision != "default":
-            self.properties["INFERENCE_PRECISION_HINT"] = cpu_precision
-        if choice.device == "NPU":
-            self.properties.update(npu_properties or {})
-            if cache_root is not None:  # never write into the (DVC-tracked) artifact
-                self.properties["CACHE_DIR"] = str(cache_root)
+        self.properties = dict(properties)
         self.choice.details["properties"] = {k: str(v) for k, v in self.properties.items()}
         t0 = time.perf_counter()
         self.pipe = ov_genai.LLMPipeline(str(self.model_dir), choice.device, **self.properties)
@@ -86,13 +71,15 @@ class OpenVINOGenAIRunner:
         text = tok.apply_chat_template(messages, add_generation_prompt=True)
         return [int(x) for x in tok.encode(text, add_special_tokens=False).input_ids.data[0]]
 
-    def generate(self, ids: list[int], max_new_tokens: int) -> Generation:
+    def generate(self, ids: list[int], max_new_tokens: int, ignore_eos: bool = False) -> Generation:
         import openvino as ov
         import openvino_genai as ov_genai
 
         cfg = self.pipe.get_generation_config()
         cfg.max_new_tokens = max_new_tokens
         cfg.do_sample = False
+        if ignore_eos:
+            cfg.min_new_tokens, cfg.ignore_eos = max_new_tokens, True
         arr = np.array([ids], dtype=np.int64)
         inputs = ov_genai.TokenizedInputs(ov.Tensor(arr), ov.Tensor(np.ones_like(arr)))
         t0 = time.perf_counter()
@@ -101,7 +88,10 @@ class OpenVINOGenAIRunner:
         pm = res.perf_metrics
         tokens = [int(t) for t in res.tokens[0]]
         tpot = pm.get_tpot().mean if len(tokens) > 1 else None
-        return Generation(tokens=tokens, ttft_ms=float(pm.get_ttft().mean), tpot_ms=tpot, seconds=seconds)
+        steps = [d / 1000.0 for d in list(pm.raw_metrics.m_durations)[1:]]  # µs per generated token
+        return Generation(
+            tokens=tokens, ttft_ms=float(pm.get_ttft().mean), tpot_ms=tpot, seconds=seconds, step_ms=steps
+        )
 
     def logits(self, ids: list[int]) -> np.ndarray:
         if self._request is None:

@@ -11,21 +11,19 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
-from pipeline import fsutil, versions
+from pipeline import versions
 from pipeline.errors import SourceError
 from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
+from pipeline.records import SourceRecord, file_table
 from pipeline.targets.base import ModelDims
 
 log = logging.getLogger(__name__)
 
-SOURCE_RECORD = "source.json"
 REQUIRED = ("config.json", "tokenizer_config.json")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
-def fetch_source(params: Params, out_dir: Path) -> dict[str, Any]:
+def fetch_source(params: Params, out_dir: Path) -> SourceRecord:
     """Fill ``out_dir`` (empty, temporary) with the selected model and return its record."""
     entry = params.source
     t0 = time.monotonic()
@@ -44,16 +42,16 @@ def fetch_source(params: Params, out_dir: Path) -> dict[str, Any]:
     else:  # pragma: no cover - the schema forbids it
         raise SourceError(f"unknown model kind {entry!r}")
     check_model_folder(out_dir, expected=entry.dims() if not isinstance(entry, LocalModel) else None)
-    record = {
-        "model": params.model,
-        "kind": entry.kind,
+    result = SourceRecord(
+        model=params.model,
+        kind=entry.kind,
         **record,
-        "seconds": round(time.monotonic() - t0, 1),
-        "tools": versions.tool_versions(("transformers", "tokenizers", "huggingface-hub", "torch", "safetensors")),
-        "files": fsutil.file_table(out_dir, exclude=(SOURCE_RECORD,)),
-    }
-    fsutil.write_json(out_dir / SOURCE_RECORD, record)
-    return record
+        seconds=round(time.monotonic() - t0, 1),
+        tools=versions.tool_versions(("transformers", "tokenizers", "huggingface-hub", "torch", "safetensors")),
+        files=file_table(out_dir, exclude=(SourceRecord.FILE,)),
+    )
+    result.write(out_dir)
+    return result
 
 
 def check_model_folder(folder: Path, expected: ModelDims | None = None) -> None:
@@ -75,7 +73,3 @@ def check_model_folder(folder: Path, expected: ModelDims | None = None) -> None:
                 f"params say {expected.hidden_size}/{expected.intermediate_size}",
                 fix="check the revision, or correct hidden_size/intermediate_size in the models entry",
             )
-
-
-def source_dims(source_dir: Path) -> ModelDims:
-    return ModelDims.from_config(source_dir / "config.json")

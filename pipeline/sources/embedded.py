@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pipeline import corpus
+from pipeline import cache, corpus
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def fetch(entry, out_dir: Path) -> dict:
 
     spec = spec_from_params(entry)
     key = cache_key(spec)
-    cached = cache_root() / "embedded" / key
+    cached = cache.embedded_models() / key
     if (cached / "model.safetensors").is_file():
         log.info("embedded model %s from the build cache (%s)", key, cached)
         for f in sorted(cached.iterdir()):
@@ -108,10 +108,6 @@ def fetch(entry, out_dir: Path) -> dict:
         "spec": asdict(spec),
         "cache_key": key,
     }
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("AIPC_CACHE") or Path.home() / ".cache" / "aipc")
 
 
 def cache_key(spec: EmbeddedSpec) -> str:

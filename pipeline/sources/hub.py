@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pipeline import fsutil, progress
+from pipeline import cache, fsutil, progress
 from pipeline.errors import SourceError
 from pipeline.sources.files import is_pickle, wanted
 
@@ -100,10 +100,7 @@ def fetch(entry, out_dir: Path, *, cache_dir: Path | None = None) -> dict[str, A
 
 def download_dir(repo: str, sha: str) -> Path:
     """Where a revision's files are downloaded and kept (``AIPC_DOWNLOADS``, default ``$AIPC_CACHE/hub``)."""
-    from pipeline.sources.embedded import cache_root
-
-    root = Path(os.environ.get("AIPC_DOWNLOADS") or cache_root() / "hub")
-    return root / repo.replace("/", "--") / sha
+    return cache.downloads() / repo.replace("/", "--") / sha
 
 
 METADATA = ".metadata.json"

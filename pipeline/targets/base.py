@@ -1,24 +1,25 @@
-"""The small interface every target family implements.
+"""The contract every target family fulfils, and what the pipeline hands a family.
 
-A family module (``openvino.py``, ``ortgenai.py``, ``npu.py``, ``npu_lib.py``) exposes:
+A family is one module in this package (``openvino``, ``npu``, ``ortgenai``; the legacy ``npu_lib`` route is
+its own package) registered in ``pipeline.targets.FAMILIES``. ``TargetFamily`` lists every member the
+pipeline uses; a test holds each registered module against it. Settings are typed once, in params
+(``Target`` is a union discriminated on ``family``), so a family receives its own validated ``Settings``.
 
-- ``Settings``: a pydantic model of its build knobs, every one explicit with a default and a
-  description — never an exporter's hidden per-model default;
-- ``RUNTIME``: the name of the runner (``pipeline.runners``) that generates from its artifacts;
-- ``preflight(settings, dims) -> list[str]``: problems with the settings for a model of this shape,
-  found before any work (one line each, naming the key, the value and what is allowed);
-- ``build(ctx) -> dict``: writes the artifact into ``ctx.work_dir`` (a temporary folder that the caller
-  moves into place only when the build returns) and returns the facts for ``target.json``.
+A family owns the files it adds to an artifact (e.g. the NPU run config): it writes them in ``build`` and
+is the only one that reads them back (``runtime_properties``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from pipeline.records import BuildFacts
 
 
 class StrictSettings(BaseModel):
@@ -66,6 +67,13 @@ def group_size_problems(key: str, group_size: int, dims: ModelDims, fix: str) ->
     return [f"{key} = {group_size}: does not divide the input channels of {sizes}; {fix}"]
 
 
+class Estimate(NamedTuple):
+    """What a build needs: peak RAM and the artifact's size on disk (bytes)."""
+
+    ram: int
+    disk: int
+
+
 @dataclass
 class BuildContext:
     """What a family's ``build`` receives."""
@@ -76,4 +84,57 @@ class BuildContext:
     work_dir: Path
     artifacts_dir: Path
     dims: ModelDims
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a runtime is configured when an artifact is run for validation or a check (not a build setting).
+
+    ``cpu_precision`` is OpenVINO's ``INFERENCE_PRECISION_HINT`` on CPU ("default" = the runtime's own
+    choice); ``threads`` the CPU threads (None = physical cores); ``cache_root`` where compile caches go.
+    """
+
+    cpu_precision: str = "f32"
+    threads: int | None = None
+    cache_root: Path | None = None
+
+
+@dataclass
+class Check:
+    """One line of ``aipc doctor``: ``ok``, ``info`` (a fact), ``warn`` or ``fail``."""
+
+    name: str
+    status: str
+    detail: str
+
+
+@runtime_checkable
+class TargetFamily(Protocol):
+    """Every member the pipeline uses from a family module."""
+
+    RUNTIME: str  # the runner (``pipeline.runners``) that generates from its artifacts
+    Settings: type[StrictSettings]  # its build knobs, each explicit with a default and a description
+
+    def preflight(self, settings: Any, dims: ModelDims | None) -> list[str]:
+        """Problems with ``settings`` for a model of this shape, before any work (one line each)."""
+        ...
+
+    def estimate(self, settings: Any, weights: int) -> Estimate:
+        """Peak RAM and output disk of a build from a bf16 source of ``weights`` bytes."""
+        ...
+
+    def intended_device(self, settings: Any) -> str:
+        """Where the artifact is meant to run (CPU/GPU, NPU, DML...)."""
+        ...
+
+    def build(self, ctx: BuildContext) -> BuildFacts:
+        """Write the artifact into ``ctx.work_dir`` (moved into place by the caller only when complete)."""
+        ...
+
+    def runtime_properties(self, settings: Any, artifact: Path, device: str, options: RuntimeOptions) -> dict[str, Any]:
+        """The runtime properties that run this artifact on ``device`` (everything that changes outputs)."""
+        ...
+
+    def environment_checks(self, settings: Any) -> list[Check]:
+        """What ``aipc doctor`` should say about this family's own environment (usually nothing)."""
+        ...

@@ -4,8 +4,8 @@ What OpenVINO GenAI needs to run an LLM on the NPU (docs: "OpenVINO GenAI on NPU
 - weights int4 (or nf4, channel-wise only, Core Ultra Series 2+), **symmetric**, ratio 1.0, group size
   -1 (channel-wise) or 128 — checked before any work by ``preflight``;
 - pipeline properties for its static-shape compilation (``MAX_PROMPT_LEN``, ``MIN_RESPONSE_LEN``,
-  ``PREFILL_HINT``, ``GENERATE_HINT``, ``CACHE_DIR``) — written to ``npu_config.json`` in the artifact and
-  applied by the runner only when the device is NPU;
+  ``PREFILL_HINT``, ``GENERATE_HINT``, ``CACHE_DIR``) — written to ``npu_config.json`` in the artifact
+  (``NpuConfigFile``, owned by this family) and applied by ``runtime_properties`` only when the device is NPU;
 - optionally an ahead-of-time compiled blob (``EXPORT_BLOB``/``BLOB_PATH``/``CACHE_MODE``), which can only
   be made where an NPU and its driver are present: the build does it there and records the NPU's
   architecture and driver version (a blob is only valid for them). Elsewhere it records
@@ -16,19 +16,29 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from pipeline import fsutil, layout
+from pipeline import layout
 from pipeline.errors import BuildError
-from pipeline.targets.base import BuildContext, ModelDims, StrictSettings, group_size_problems
-from pipeline.targets.weights import Compression
+from pipeline.openvino_ir import MODEL_BIN
+from pipeline.records import BuildFacts, Compliance, NpuCompile, Record, WeightSummary
+from pipeline.targets import openvino
+from pipeline.targets.base import (
+    BuildContext,
+    Check,
+    Estimate,
+    ModelDims,
+    RuntimeOptions,
+    StrictSettings,
+    group_size_problems,
+)
+from pipeline.targets.compression import Compression
 
 log = logging.getLogger(__name__)
 
 RUNTIME = "openvino-genai"
-NPU_CONFIG = "npu_config.json"
 BLOB = "npu_compiled_model.blob"
 
 
@@ -65,6 +75,18 @@ class Settings(Compression):
     npu: NPURunConfig = Field(default_factory=NPURunConfig)
 
 
+class NpuConfigFile(Record):
+    """``npu_config.json`` in the artifact: how a deployment opens it on the NPU (written and read here only)."""
+
+    FILE: ClassVar[str] = "npu_config.json"
+    device: Literal["NPU"] = "NPU"
+    properties: dict[str, Any]
+    cache_dir: str
+    blob: str | None = None
+    note: str = ""
+    cache_mode: str | None = None
+
+
 def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
     """OpenVINO GenAI's NPU rules: int4/nf4, symmetric, ratio 1.0, group size -1 or 128 (nf4: -1 only)."""
     rule = "NPU rule: OpenVINO GenAI on NPU needs"
@@ -88,50 +110,50 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
     return problems
 
 
-def estimate(settings: Settings, weights: int) -> tuple[int, int]:
+def estimate(settings: Settings, weights: int) -> Estimate:
     ram = 1.35 + (1.0 if settings.data_aware else 0.0)
-    return int(ram * weights), int(0.27 * weights)
+    return Estimate(int(ram * weights), int(0.27 * weights))
 
 
-def build(ctx: BuildContext) -> dict[str, Any]:
-    from pipeline.targets import openvino, ov_ir
+def intended_device(settings: Settings) -> str:
+    return "NPU"
 
-    ir_dir = layout.ov_ir_dir(ctx.artifacts_dir)
-    if not (ir_dir / ov_ir.MODEL_XML).is_file():
-        raise BuildError(f"{ir_dir} has no FP IR", fix="run `dvc repro ov-ir` (or the whole pipeline) first")
-    facts = openvino.derive(ir_dir, ctx.source_dir, ctx.work_dir, ctx.settings)
+
+def build(ctx: BuildContext) -> BuildFacts:
+    from pipeline.openvino_ir.derive import derive, require_ir
+
+    ir_dir = require_ir(layout.ov_ir_dir(ctx.artifacts_dir))
+    facts = derive(ir_dir, ctx.source_dir, ctx.work_dir, ctx.settings)
     npu = ctx.settings.npu
-    fsutil.write_json(
-        ctx.work_dir / NPU_CONFIG,
-        {
-            "device": "NPU",
-            "properties": npu.pipeline_properties(),
-            "cache_dir": npu.cache_dir,
-            "blob": None,
-            "note": "openvino_genai.LLMPipeline(dir, 'NPU', **properties); CACHE_DIR is relative to dir",
-        },
+    config = NpuConfigFile(
+        device="NPU",
+        properties=npu.pipeline_properties(),
+        cache_dir=npu.cache_dir,
+        blob=None,
+        note="openvino_genai.LLMPipeline(dir, 'NPU', **properties); CACHE_DIR is relative to dir",
     )
-    facts["compliance"] = compliance(facts["weights"])
-    facts["npu_compile"] = compile_where_present(ctx.work_dir, npu)
-    if facts["npu_compile"]["status"] == "compiled":
-        cfg = fsutil.read_json(ctx.work_dir / NPU_CONFIG)
-        cfg["blob"] = BLOB
-        cfg["cache_mode"] = npu.cache_mode
-        fsutil.write_json(ctx.work_dir / NPU_CONFIG, cfg)
+    config.write(ctx.work_dir)
+    assert facts.weights is not None
+    facts.compliance = compliance(facts.weights)
+    facts.npu_compile = compile_where_present(ctx.work_dir, npu)
+    if facts.npu_compile.status == "compiled":
+        config.blob = BLOB
+        config.cache_mode = npu.cache_mode
+        config.write(ctx.work_dir)
     return facts
 
 
-def compliance(weights: dict[str, Any]) -> dict[str, Any]:
+def compliance(weights: WeightSummary) -> Compliance:
     """What the IR really holds, against the NPU rules (int4/nf4 weights are symmetric, no zero points)."""
-    low = {n: w for n, w in weights["layers"].items() if w["precision"] in ("int4", "nf4")}
-    asym = sorted(n for n, w in low.items() if w["zero_point"])
-    bad_groups = sorted(n for n, w in low.items() if w["group_size"] not in (-1, 128))
-    return {
-        "int4_layers": len(low),
-        "asymmetric_int4_layers": asym,
-        "disallowed_group_sizes": bad_groups,
-        "ok": bool(low) and not asym and not bad_groups,
-    }
+    low = {n: w for n, w in weights.layers.items() if w.precision in ("int4", "nf4")}
+    asym = sorted(n for n, w in low.items() if w.zero_point)
+    bad_groups = sorted(n for n, w in low.items() if w.group_size not in (-1, 128))
+    return Compliance(
+        int4_layers=len(low),
+        asymmetric_int4_layers=asym,
+        disallowed_group_sizes=bad_groups,
+        ok=bool(low) and not asym and not bad_groups,
+    )
 
 
 def npu_facts(core) -> dict[str, Any]:
@@ -144,7 +166,7 @@ def npu_facts(core) -> dict[str, Any]:
     return facts
 
 
-def compile_where_present(model_dir: Path, npu: NPURunConfig) -> dict[str, Any]:
+def compile_where_present(model_dir: Path, npu: NPURunConfig) -> NpuCompile:
     """Compile on a real NPU and export the blob; never on a fallback device."""
     import openvino as ov
 
@@ -153,9 +175,9 @@ def compile_where_present(model_dir: Path, npu: NPURunConfig) -> dict[str, Any]:
     if "NPU" not in devices:
         reason = f"no NPU device (available: {devices})"
         log.info("npu_compile: skipped — %s", reason)
-        return {"status": "skipped", "reason": reason, "summary": f"skipped — {reason}"}
+        return NpuCompile(status="skipped", reason=reason, summary=f"skipped — {reason}")
     if not npu.export_blob:
-        return {"status": "skipped", "reason": "export_blob: false", "summary": "skipped — export_blob: false"}
+        return NpuCompile(status="skipped", reason="export_blob: false", summary="skipped — export_blob: false")
     import openvino_genai as ov_genai
 
     props = npu.pipeline_properties(model_dir)
@@ -168,8 +190,24 @@ def compile_where_present(model_dir: Path, npu: NPURunConfig) -> dict[str, Any]:
             f"compiling for the NPU failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
             fix="update the NPU driver, or set targets.<name>.build.npu.export_blob: false to ship the IR only",
         ) from exc
-    return {"status": "compiled", "device": "NPU", "blob": BLOB, **npu_facts(core)}
+    return NpuCompile(status="compiled", device="NPU", blob=BLOB, **npu_facts(core))
 
 
-def intended_device(settings: Settings) -> str:
-    return "NPU"
+def runtime_properties(settings: Settings, artifact: Path, device: str, options: RuntimeOptions) -> dict[str, Any]:
+    """On the NPU: the run config shipped in the artifact (its blob when one was compiled) and a compile
+    cache outside the artifact. On a stand-in device: the same properties as any OpenVINO IR."""
+    if device != "NPU":
+        return openvino.runtime_properties(settings, artifact, device, options)
+    config = NpuConfigFile.read(artifact)
+    props = dict(config.properties)
+    if config.blob:
+        props["BLOB_PATH"] = str(Path(artifact) / config.blob)
+        if (config.cache_mode or "OPTIMIZE_SIZE") == "OPTIMIZE_SIZE":
+            props["WEIGHTS_PATH"] = str(Path(artifact) / MODEL_BIN)
+    if options.cache_root is not None:  # never write into the (DVC-tracked) artifact
+        props["CACHE_DIR"] = str(options.cache_root)
+    return props
+
+
+def environment_checks(settings: Settings) -> list[Check]:
+    return []

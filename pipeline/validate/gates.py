@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pipeline.params import Gates
+from pipeline.records import Quality, Speed
 
-# gate key → (metric key in metrics["quality"|"speed"], comparison)
+# gate key → (metric section, metric key, comparison)
 CHECKS: dict[str, tuple[str, str, str]] = {
     "exact_match_min": ("quality", "exact_match_rate", ">="),
     "teacher_forced_agreement_min": ("quality", "teacher_forced_agreement", ">="),
@@ -16,14 +15,15 @@ CHECKS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def check(target: str, gates: Gates, metrics: dict[str, Any]) -> list[str]:
+def check(target: str, gates: Gates, quality: Quality, speed: Speed) -> list[str]:
     """One readable line per missed gate: target, metric, value, bound and the params key."""
     failures = []
+    sections = {"quality": quality, "speed": speed}
     for key, (section, metric, op) in CHECKS.items():
         bound = getattr(gates, key)
         if bound is None:
             continue
-        value = metrics.get(section, {}).get(metric)
+        value = getattr(sections[section], metric)
         if value is None:
             failures.append(
                 f"{target}: {metric} was not measured but targets.{target}.gates.{key} requires {op} {bound}"
@@ -33,7 +33,7 @@ def check(target: str, gates: Gates, metrics: dict[str, Any]) -> list[str]:
         if not ok:
             failures.append(f"{target}: {metric} = {value:.4g}, bound {op} {bound} (targets.{target}.gates.{key})")
     if gates.tokenizer_match:
-        tm = metrics.get("quality", {}).get("tokenizer_match_rate")
+        tm = quality.tokenizer_match_rate
         if tm is not None and tm < 1.0:
             failures.append(
                 f"{target}: tokenizer_match_rate = {tm:.4g}, bound >= 1.0 (its own tokenizer + chat template "

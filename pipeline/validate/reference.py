@@ -13,34 +13,38 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
 
-from pipeline import corpus, fsutil, progress, versions
-from pipeline.errors import PipelineError
+from pipeline import heldout, layout, progress, resources, versions
 from pipeline.params import Params
+from pipeline.records import ChatMessage, Heldout, ReferenceOutput, ReferenceRecord
+from pipeline.textfiles import read_text_source
 from pipeline.validate import metrics
 
 log = logging.getLogger(__name__)
 
-OUTPUTS = "outputs.jsonl"
-HELDOUT = "heldout.json"
-RECORD = "reference.json"
 
-
-def messages_for(params: Params, prompt: str) -> list[dict[str, str]]:
+def messages_for(params: Params, prompt: str) -> list[ChatMessage]:
     msgs = []
     if params.validation.system_prompt:
-        msgs.append({"role": "system", "content": params.validation.system_prompt})
-    msgs.append({"role": "user", "content": prompt})
+        msgs.append(ChatMessage(role="system", content=params.validation.system_prompt))
+    msgs.append(ChatMessage(role="user", content=prompt))
     return msgs
 
 
 def heldout_text(spec: str) -> str:
-    text = corpus.read_text_source(spec, key="validation.heldout", builtin=corpus.heldout_text())
+    text = read_text_source(spec, key="validation.heldout", builtin=heldout.heldout_text())
     return re.sub(r"[ \t]+", " ", text)
 
 
-def build_reference(params: Params, source_dir: Path, out_dir: Path) -> dict[str, Any]:
+def reference_stage(params: Params, out_dir: Path, root: Path = layout.ARTIFACTS) -> ReferenceRecord:
+    """Stage ``reference``: the checks before any work, then ``build_reference`` into ``out_dir``."""
+    source = layout.require_source(root)
+    # fp32 = twice the bf16 checkpoint in RAM, plus activations
+    resources.require_ram(int(2.2 * resources.weights_bytes(source)), "the fp32 reference")
+    return build_reference(params, source, out_dir)
+
+
+def build_reference(params: Params, source_dir: Path, out_dir: Path) -> ReferenceRecord:
     from pipeline.runners.base import cut_at_eos
     from pipeline.runners.hf import TransformersRunner
 
@@ -53,19 +57,19 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> dict[str
     with progress.steps("reference generations", len(prompts)) as step:
         for prompt in prompts:
             messages = messages_for(params, prompt)
-            ids = runner.chat_ids(messages)
+            ids = runner.chat_ids([m.model_dump() for m in messages])
             gen = runner.generate(ids, v.max_new_tokens)
             out = cut_at_eos(gen.tokens, runner.eos)
             rows.append(
-                {
-                    "prompt": prompt,
-                    "messages": messages,
-                    "input_ids": ids,
-                    "output_ids": out,
-                    "stopped": len(out) < len(gen.tokens),
-                    "text": tok.decode(out, skip_special_tokens=True),
-                    "seconds": round(gen.seconds, 3),
-                }
+                ReferenceOutput(
+                    prompt=prompt,
+                    messages=messages,
+                    input_ids=ids,
+                    output_ids=out,
+                    stopped=len(out) < len(gen.tokens),
+                    text=tok.decode(out, skip_special_tokens=True),
+                    seconds=round(gen.seconds, 3),
+                )
             )
             step(prompt[:30])
     gen_seconds = time.perf_counter() - t0
@@ -74,37 +78,25 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> dict[str
     # Tokenize only a prefix that surely holds enough tokens (no over-length warning, no wasted work).
     ids = tok(text[: 16 * v.heldout_max_tokens], add_special_tokens=False)["input_ids"][: v.heldout_max_tokens]
     total, count = metrics.nll(runner.logits(ids), ids)
-    heldout = {
-        "source": v.heldout,
-        "ids": ids,
-        "nll": total,
-        "count": count,
-        "perplexity": metrics.perplexity(total, count),
-    }
+    heldout = Heldout(source=v.heldout, ids=ids, nll=total, count=count, perplexity=metrics.perplexity(total, count))
     runner.close()
 
-    fsutil.write_jsonl(out_dir / OUTPUTS, rows)
-    fsutil.write_json(out_dir / HELDOUT, heldout)
-    record = {
-        "model": params.model,
-        "runtime": "transformers",
-        "device": runner.choice.device,
-        "dtype": "float32",
-        "eos_token_ids": sorted(runner.eos),
-        "prompts": len(rows),
-        "max_new_tokens": v.max_new_tokens,
-        "generation_seconds": round(gen_seconds, 2),
-        "load_seconds": round(runner.load_seconds, 2),
-        "heldout_tokens": count,
-        "heldout_perplexity": heldout["perplexity"],
-        "tools": versions.tool_versions(("torch", "transformers", "tokenizers")),
-    }
-    fsutil.write_json(out_dir / RECORD, record)
-    log.info("reference: %d prompts in %.1f s, held-out perplexity %.3f", len(rows), gen_seconds, heldout["perplexity"])
+    ReferenceOutput.write_all(out_dir, rows)
+    heldout.write(out_dir)
+    record = ReferenceRecord(
+        model=params.model,
+        runtime="transformers",
+        device=runner.choice.device,
+        dtype="float32",
+        eos_token_ids=sorted(runner.eos),
+        prompts=len(rows),
+        max_new_tokens=v.max_new_tokens,
+        generation_seconds=round(gen_seconds, 2),
+        load_seconds=round(runner.load_seconds, 2),
+        heldout_tokens=count,
+        heldout_perplexity=heldout.perplexity,
+        tools=versions.tool_versions(("torch", "transformers", "tokenizers")),
+    )
+    record.write(out_dir)
+    log.info("reference: %d prompts in %.1f s, held-out perplexity %.3f", len(rows), gen_seconds, heldout.perplexity)
     return record
-
-
-def load_reference(ref_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    if not (ref_dir / RECORD).is_file():
-        raise PipelineError(f"{ref_dir} is missing", fix="run `dvc repro reference` (or the whole pipeline) first")
-    return fsutil.read_jsonl(ref_dir / OUTPUTS), fsutil.read_json(ref_dir / HELDOUT), fsutil.read_json(ref_dir / RECORD)

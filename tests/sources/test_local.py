@@ -25,7 +25,7 @@ def test_local_folder_is_copied_without_pickles_or_code(embedded_dir, params_raw
     (src / "modeling_phi3.py").write_text("import os")
     out = tmp_path / "out"
     out.mkdir()
-    record = fetch_source(local_params(params_raw, src), out)
+    record = fetch_source(local_params(params_raw, src), out).dump()
     assert not (out / "pytorch_model.bin").exists() and not (out / "modeling_phi3.py").exists()
     assert (out / "model.safetensors").read_bytes() == (src / "model.safetensors").read_bytes()
     assert record["kind"] == "local"

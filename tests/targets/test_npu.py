@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from pipeline.errors import ParamsError
+from pipeline.openvino_ir import MODEL_XML
+from pipeline.openvino_ir.inspect import weight_precisions
 from pipeline.params import validate_params
 from pipeline.runners import ov_genai
 from pipeline.runners.base import DeviceUnavailable
-from pipeline.targets import npu, ov_ir
+from pipeline.targets import npu
+from pipeline.targets.base import RuntimeOptions
 
 
 @pytest.mark.parametrize(
@@ -45,7 +48,7 @@ def test_allowed_npu_settings_pass(params_raw):
     ):
         raw = json.loads(json.dumps(params_raw))
         raw["targets"]["ov-npu-int4"]["build"].update(change)
-        settings = validate_params(raw).settings("ov-npu-int4")  # raises ParamsError if refused
+        settings = validate_params(raw).target("ov-npu-int4").build  # raises ParamsError if refused
         assert {k: getattr(settings, k) for k in change} == change
 
 
@@ -54,18 +57,18 @@ def test_ir_really_holds_symmetric_channelwise_int4(build):
     import openvino as ov
 
     out = build("ov-npu-int4")
-    model = ov.Core().read_model(out / ov_ir.MODEL_XML)
+    model = ov.Core().read_model(out / MODEL_XML)
     low = [
         op
         for op in model.get_ops()
         if op.get_type_name() == "Constant" and op.get_element_type() in (ov.Type.i4, ov.Type.u4)
     ]
     assert low and all(op.get_element_type() == ov.Type.i4 for op in low)  # u4 would mean asymmetric
-    w = ov_ir.weight_precisions(out / ov_ir.MODEL_XML)
-    int4 = {k: v for k, v in w["layers"].items() if v["precision"] == "int4"}
-    matmuls = [k for k, v in w["layers"].items() if v["op"] == "MatMul" and "lm_head" not in k]
+    w = weight_precisions(out / MODEL_XML)
+    int4 = {k: v for k, v in w.layers.items() if v.precision == "int4"}
+    matmuls = [k for k, v in w.layers.items() if v.op == "MatMul" and "lm_head" not in k]
     assert set(matmuls) <= set(int4)  # ratio 1.0: every ratio-defining layer is int4
-    assert all(v["group_size"] == -1 and not v["zero_point"] for v in int4.values())
+    assert all(v.group_size == -1 and not v.zero_point for v in int4.values())
     rec = json.loads((out / "target.json").read_text())
     assert rec["build"]["compliance"]["ok"] is True
 
@@ -103,9 +106,8 @@ def test_device_selection_never_falls_back_silently():
 def test_npu_properties_are_applied_only_on_npu(build):
     out = build("ov-npu-int4")
     choice = ov_genai.choose_device("NPU", "auto", "ov-npu-int4")
-    runner = ov_genai.OpenVINOGenAIRunner(
-        out, choice, npu_properties=json.loads((out / "npu_config.json").read_text())["properties"]
-    )
+    props = npu.runtime_properties(npu.Settings(), out, choice.device, RuntimeOptions(cache_root=None))
+    runner = ov_genai.OpenVINOGenAIRunner(out, choice, props)
     try:
         if choice.device == "NPU":
             assert "MAX_PROMPT_LEN" in runner.properties

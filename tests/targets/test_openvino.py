@@ -15,8 +15,9 @@ from pipeline import layout
 from pipeline.build import build_target
 from pipeline.errors import BuildError, ParamsError
 from pipeline.fsutil import atomic_dir
+from pipeline.openvino_ir import MODEL_BIN, MODEL_XML, compress
+from pipeline.openvino_ir.inspect import weight_precisions
 from pipeline.params import validate_params
-from pipeline.targets import ov_ir
 
 OPTIMUM_CLI = str(Path(sys.executable).parent / "optimum-cli")
 
@@ -77,16 +78,16 @@ def prompt_ids(artifacts_root):
 def test_same_result_as_optimum_cli(build, embedded_dir, tmp_path, prompt_ids, target, flags, counts):
     ours = build(target)
     cli = optimum_cli(embedded_dir, tmp_path / "cli", *flags)
-    ours_w = ov_ir.weight_precisions(ours / ov_ir.MODEL_XML)
-    cli_w = ov_ir.weight_precisions(cli / ov_ir.MODEL_XML)
-    assert ours_w["counts"] == cli_w["counts"] == counts
-    assert {k: (v["precision"], v["group_size"], v["zero_point"]) for k, v in ours_w["layers"].items()} == {
-        k: (v["precision"], v["group_size"], v["zero_point"]) for k, v in cli_w["layers"].items()
+    ours_w = weight_precisions(ours / MODEL_XML)
+    cli_w = weight_precisions(cli / MODEL_XML)
+    assert ours_w.counts == cli_w.counts == counts
+    assert {k: (v.precision, v.group_size, v.zero_point) for k, v in ours_w.layers.items()} == {
+        k: (v.precision, v.group_size, v.zero_point) for k, v in cli_w.layers.items()
     }
     # the weights are byte-identical; the graphs differ only in generated node names
-    assert (ours / ov_ir.MODEL_BIN).read_bytes() == (cli / ov_ir.MODEL_BIN).read_bytes()
+    assert (ours / MODEL_BIN).read_bytes() == (cli / MODEL_BIN).read_bytes()
     if target != "ov-fp16":  # fp16: 14 extra DisablePrecisionConversion markers on i64 shape constants
-        assert normalized_xml(ours / ov_ir.MODEL_XML) == normalized_xml(cli / ov_ir.MODEL_XML)
+        assert normalized_xml(ours / MODEL_XML) == normalized_xml(cli / MODEL_XML)
     assert greedy(ours, prompt_ids) == greedy(cli, prompt_ids)
 
 
@@ -123,8 +124,8 @@ def test_runs_in_openvino_genai_and_optimum_intel(build):
 
 
 def test_fp16_ir_has_only_fp16_weights(build):
-    w = ov_ir.weight_precisions(build("ov-fp16") / ov_ir.MODEL_XML)
-    assert set(w["counts"]) == {"fp16"}  # the bf16 weights of the shared IR were converted
+    w = weight_precisions(build("ov-fp16") / MODEL_XML)
+    assert set(w.counts) == {"fp16"}  # the bf16 weights of the shared IR were converted
 
 
 def test_group_size_that_divides_nothing_fails_before_work(params_raw, artifacts_root, tmp_path):
@@ -148,16 +149,16 @@ def fallback_root(artifacts_root, tmp_path):
 def test_group_size_fallback_ignore_keeps_those_layers_in_backup(params_raw, build, fallback_root):
     params_raw["targets"]["ov-int4"]["build"].update(group_size=96, group_size_fallback="ignore", ratio=1.0)
     out = build("ov-int4", validate_params(params_raw), fallback_root)
-    layers = ov_ir.weight_precisions(out / ov_ir.MODEL_XML)["layers"]
-    assert {v["group_size"] for v in layers.values() if v["precision"] == "int4"} == {96}
-    assert all(v["precision"] != "int4" for k, v in layers.items() if "down_proj" not in k)
+    layers = weight_precisions(out / MODEL_XML).layers
+    assert {v.group_size for v in layers.values() if v.precision == "int4"} == {96}
+    assert all(v.precision != "int4" for k, v in layers.items() if "down_proj" not in k)
 
 
 def test_failed_build_leaves_nothing(default_params, fallback_root, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ov_ir, "compress", boom)
+    monkeypatch.setattr(compress, "compress", boom)
     out = layout.target_dir("ov-int4", fallback_root)
     with pytest.raises(OSError), atomic_dir(out) as tmp:
         build_target(default_params, "ov-int4", tmp, fallback_root)
@@ -184,6 +185,8 @@ def test_data_aware_int4_uses_offline_calibration_and_beats_data_free(params_raw
     from transformers import AutoTokenizer
 
     from pipeline.runners import ov_genai
+    from pipeline.targets.base import RuntimeOptions
+    from pipeline.targets.openvino import runtime_properties
     from pipeline.validate import metrics
     from pipeline.validate.reference import heldout_text
 
@@ -203,7 +206,9 @@ def test_data_aware_int4_uses_offline_calibration_and_beats_data_free(params_raw
         if not ids:
             tok = AutoTokenizer.from_pretrained(out)
             ids = tok(heldout_text("corpus"), add_special_tokens=False)["input_ids"][:512]
-        runner = ov_genai.OpenVINOGenAIRunner(out, ov_genai.choose_device("CPU/GPU", "CPU", label))
+        choice = ov_genai.choose_device("CPU/GPU", "CPU", label)
+        props = runtime_properties(None, out, choice.device, RuntimeOptions())
+        runner = ov_genai.OpenVINOGenAIRunner(out, choice, props)
         total, count = metrics.nll(runner.logits(ids), ids)
         runner.close()
         perplexity[label] = metrics.perplexity(total, count)

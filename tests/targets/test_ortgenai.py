@@ -11,6 +11,14 @@ from pipeline.params import validate_params
 from pipeline.runners import ort_genai
 from pipeline.runners.base import DeviceUnavailable, cut_at_eos
 from pipeline.targets import ortgenai
+from pipeline.targets.base import RuntimeOptions
+
+
+def open_on(out, choice):
+    settings = None  # the ORT family's runtime properties depend on the device only
+    return ort_genai.OrtGenAIRunner(
+        out, choice, ortgenai.runtime_properties(settings, out, choice.device, RuntimeOptions())
+    )
 
 
 def with_target(params_raw, name, build, **extra):
@@ -45,7 +53,7 @@ def test_fp32_cpu_build_matches_transformers_token_for_token(params_raw, build, 
     params = with_target(params_raw, "ort-cpu-fp32", {"precision": "fp32", "execution_provider": "cpu"})
     out = build("ort-cpu-fp32", params)
     choice = ort_genai.choose_device("CPU", "auto", "ort-cpu-fp32")
-    runner = ort_genai.OrtGenAIRunner(out, choice)
+    runner = open_on(out, choice)
     rows = [json.loads(x) for x in (layout.reference_dir(artifacts_root) / "outputs.jsonl").read_text().splitlines()]
     eos = set(json.loads((layout.reference_dir(artifacts_root) / "reference.json").read_text())["eos_token_ids"])
     for r in rows:
@@ -59,7 +67,7 @@ def test_dml_graph_is_proven_on_the_cpu_provider_and_labelled(build):
         pytest.skip("DirectML is usable here: the DML graph runs for real")
     choice = ort_genai.choose_device("DML", "auto", "ort-dml-int4")
     assert choice.device == "CPU" and "DirectML graph on ONNX Runtime's CPU provider" in choice.label
-    runner = ort_genai.OrtGenAIRunner(out, choice)
+    runner = open_on(out, choice)
     assert runner.choice.details["genai_providers"] == ["dml"]
     assert len(runner.generate([2058, 339, 13, 320, 2055, 339, 13, 2049, 339, 13], 4).tokens) >= 1
     with pytest.raises(DeviceUnavailable, match="device DML was requested but DirectML is not usable here"):
@@ -79,7 +87,7 @@ def test_every_builder_option_reaches_the_command():
 
 def test_dml_fp16_is_one_params_entry_away(params_raw):
     params = with_target(params_raw, "ort-dml-fp16", {"precision": "fp16", "execution_provider": "dml"})
-    assert params.settings("ort-dml-fp16").precision == "fp16"
+    assert params.target("ort-dml-fp16").build.precision == "fp16"
 
 
 def test_block_size_that_divides_nothing_is_rejected(params_raw):

@@ -15,12 +15,14 @@ from pipeline.validate.harness import raise_if_failed, validate_target
 def run(params, name, root, tmp_path):
     out = tmp_path / name
     out.mkdir()
-    return validate_target(params, name, out, root), out
+    result = validate_target(params, name, out, root)
+    return result, out
 
 
 def test_fp16_matches_the_reference_exactly(build, artifacts_root, default_params, tmp_path):
     build("ov-fp16")
-    result, out = run(default_params, "ov-fp16", artifacts_root, tmp_path)
+    model, out = run(default_params, "ov-fp16", artifacts_root, tmp_path)
+    result = model.dump()
     q = result["quality"]
     assert result["device"] == "CPU" and result["proxy"] is None
     assert q["exact_match_rate"] == 1.0 and q["teacher_forced_agreement"] == 1.0
@@ -36,7 +38,7 @@ def test_fp16_matches_the_reference_exactly(build, artifacts_root, default_param
 def test_int4_and_proxies_are_reported_honestly(build, artifacts_root, default_params, tmp_path):
     for name in ("ov-npu-int4", "ort-dml-int4"):
         build(name)
-        result, _ = run(default_params, name, artifacts_root, tmp_path)
+        result = run(default_params, name, artifacts_root, tmp_path)[0].dump()
         assert result["device"] == "CPU" and result["proxy"]  # no NPU / DirectML here: labelled stand-ins
         assert 0.5 < result["quality"]["teacher_forced_agreement"] <= 1.0
 
@@ -57,7 +59,7 @@ def test_impossible_gate_fails_with_one_line_and_keeps_metrics(build, artifacts_
 
 def test_disabled_target_is_recorded(artifacts_root, default_params, tmp_path):
     result, out = run(default_params, "npu-lib-int4", artifacts_root, tmp_path)
-    assert result["status"] == "disabled" and json.loads((out / "metrics.json").read_text())["status"] == "disabled"
+    assert result.status == "disabled" and json.loads((out / "metrics.json").read_text())["status"] == "disabled"
 
 
 def test_unbuilt_target_is_a_clear_error(artifacts_root, default_params, tmp_path):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from pipeline import npu_lib_env
+from pipeline.npu_lib import env as npu_lib_env
 from tests.conftest import edited_params
 from tests.test_dvc_source import dvc
 

@@ -7,22 +7,21 @@ import os
 
 import pytest
 
-from pipeline import bench
+from pipeline.bench import TARGETS, GiB, render
+from pipeline.bench.run import run_bench
 from tests.conftest import ROOT
 
 
 def test_harness_on_the_embedded_model(embedded_dir, tmp_path):
-    results = bench.run_bench(
-        ROOT, tmp_path / "work", model=embedded_dir, keep=False, need_ram=1 * bench.GiB, need_disk=1 * bench.GiB
-    )
+    results = run_bench(ROOT, tmp_path / "work", model=embedded_dir, keep=False, need_ram=1 * GiB, need_disk=1 * GiB)
     names = {(s["kind"], s["name"]) for s in results["steps"]}
-    for t in bench.TARGETS:
+    for t in TARGETS:
         assert ("anchor", t) in names and ("project", f"build@{t}") in names
     assert all(
         s["returncode"] == 0 and s["wall_s"] > 0 and s["peak_rss_bytes"] > 0 and s["output_bytes"] > 0
         for s in results["steps"]
     )
-    summary = bench.summarize(results)
+    summary = render.summarize(results)
     assert len(summary["rows"]) == 5 and all(r["same_weights"] for r in summary["rows"]), [
         (r["target"], r["anchor"]["weights_sha256"], r["project"]["weights_sha256"]) for r in summary["rows"]
     ]
@@ -31,10 +30,10 @@ def test_harness_on_the_embedded_model(embedded_dir, tmp_path):
     assert set(results["decode"]) >= {"ov-int4", "ort-cpu-int4"} and all(
         d["ms_per_token"] > 0 and d["ms_per_token_1_thread"] > 0 for d in results["decode"].values()
     )
-    md = bench.markdown(results, "aipc bench")
+    md = render.markdown(results, "aipc bench")
     assert "| ov-int4 |" in md and "ratio" in md
     assert not (tmp_path / "work").exists()  # cleaned up
-    bench.write_results(results, tmp_path / "docs", "aipc bench")
+    render.write_results(results, tmp_path / "docs", "aipc bench")
     assert json.loads((tmp_path / "docs/benchmarks.json").read_text())["steps"]
 
 
@@ -49,10 +48,10 @@ def _decode_results(one_thread_ms: float) -> dict:
 
 
 def test_decode_reading_sets_one_thread_against_its_own_bound():
-    near = " ".join(bench._decode_reading(_decode_results(220.0)))
+    near = " ".join(render.decode_reading(_decode_results(220.0)))
     assert "One thread reads 14.0 GB/s (50% of all cores' 28.0 GB/s)" in near
     assert "ov-int4 1.10× (all cores 1.30×)" in near and "cores share the work" in near
-    far = " ".join(bench._decode_reading(_decode_results(300.0)))
+    far = " ".join(render.decode_reading(_decode_results(300.0)))
     assert "ov-int4 1.50×" in far and "even on one thread" in far and "share the work" not in far
 
 
@@ -62,23 +61,23 @@ def test_build_reading_only_when_the_goal_is_missed():
 
     rows = [{"anchor": step(100, 150), "project": step(80, 120), "same_weights": True}]
     missed = {"rows": rows, "ov_ir": step(20, 20), "ratio": 1.0, "project_wall_s": 100.0}
-    text = " ".join(bench._build_reading(missed, {"logical_cpus": 2}))
+    text = " ".join(render.build_reading(missed, {"logical_cpus": 2}))
     assert "anchors 150 s, project 140 s (ratio 0.93)" in text and "on average 1.4 of the machine's 2" in text
-    assert bench._build_reading(dict(missed, ratio=0.5), {"logical_cpus": 2}) == []
+    assert render.build_reading(dict(missed, ratio=0.5), {"logical_cpus": 2}) == []
 
 
 def test_resource_check_refuses_before_work(tmp_path):
     from pipeline.errors import ResourceError
 
     with pytest.raises(ResourceError, match="not enough disk"):
-        bench.run_bench(ROOT, tmp_path / "w", need_ram=1, need_disk=10**15)
+        run_bench(ROOT, tmp_path / "w", need_ram=1, need_disk=10**15)
 
 
 @pytest.mark.heavy
 def test_full_size_benchmark(tmp_path):
     """The real thing (~40 min, ~70 GB disk): `AIPC_HEAVY=1 pytest -m heavy`."""
-    results = bench.run_bench(ROOT, tmp_path / "work")
-    bench.write_results(results, ROOT / "docs", "AIPC_HEAVY=1 pytest -m heavy tests/test_bench.py")
-    summary = bench.summarize(results)
+    results = run_bench(ROOT, tmp_path / "work")
+    render.write_results(results, ROOT / "docs", "AIPC_HEAVY=1 pytest -m heavy tests/bench/test_bench.py")
+    summary = render.summarize(results)
     assert all(r["same_weights"] for r in summary["rows"])
     assert os.path.exists(ROOT / "docs" / "benchmarks.md")

@@ -15,16 +15,15 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from pipeline import fsutil
 from pipeline.errors import BuildError
-from pipeline.targets.base import BuildContext, ModelDims, StrictSettings
+from pipeline.records import BuildFacts, Record
+from pipeline.targets.base import BuildContext, Check, Estimate, ModelDims, RuntimeOptions, StrictSettings
 
 RUNTIME = "npu-lib"
-RECORD = "npu_lib_run.json"
 ENV_FACTS = (
     "library",
     "openvino",
@@ -39,6 +38,21 @@ ENV_FACTS = (
 COPIED = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 
 
+class NpuLibRun(Record):
+    """``npu_lib_run.json``: this route's artifact — the run record (written and read by this package only)."""
+
+    FILE: ClassVar[str] = "npu_lib_run.json"
+    device: str
+    npu_available: bool
+    npu_driver_version: str | None
+    dtype: str
+    model_dir: str  # the source folder, relative to the artifact (the library compiles it at load time)
+    load_seconds: float
+    smoke: dict[str, list[int]]
+    compiled_model_cache: str
+    environment: dict[str, Any]
+
+
 class Settings(StrictSettings):
     dtype: Literal["int4", "int8", "fp16"] = Field("int4", description="CompilerConfig(dtype=...)")
     env_dir: str | None = Field(
@@ -50,30 +64,34 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
     return []
 
 
-def estimate(settings: Settings, weights: int) -> tuple[int, int]:
+def estimate(settings: Settings, weights: int) -> Estimate:
     # fp32 load + the library's quantised copy; the artifact itself is a few small files
-    return int(3.0 * weights), 10 * 2**20
+    return Estimate(int(3.0 * weights), 10 * 2**20)
 
 
 def intended_device(settings: Settings) -> str:
     return "NPU"
 
 
-def env_check(settings: Settings):
-    from pipeline.doctor import Check
-    from pipeline.npu_lib_env import read_stamp, resolve_env_dir
+def environment_checks(settings: Settings) -> list[Check]:
+    from pipeline.npu_lib.env import read_stamp, resolve_env_dir
 
     env = resolve_env_dir(settings.env_dir)
     rec = read_stamp(env)
     if rec:
         where = "NPU found" if rec.get("npu_available") else "no NPU: it will run on the CPU (fallback)"
-        return Check("npu-lib env", "ok", f"{env} ({rec['library']}, {rec['size_bytes'] / 1e9:.1f} GB; {where})")
-    return Check("npu-lib env", "warn", f"{env} not built yet: `aipc env npu-lib` (or the build stage) builds it")
+        return [Check("npu-lib env", "ok", f"{env} ({rec['library']}, {rec['size_bytes'] / 1e9:.1f} GB; {where})")]
+    return [Check("npu-lib env", "warn", f"{env} not built yet: `aipc env npu-lib` (or the build stage) builds it")]
 
 
-def build(ctx: BuildContext) -> dict[str, Any]:
-    from pipeline.npu_lib_env import ensure_env, env_python, resolve_env_dir
-    from pipeline.runners.npu_lib import NPULibWorker, device_choice
+def runtime_properties(settings: Settings, artifact: Path, device: str, options: RuntimeOptions) -> dict[str, Any]:
+    """The library takes no runtime properties: it compiles the source model itself when it loads it."""
+    return {"dtype": settings.dtype}
+
+
+def build(ctx: BuildContext) -> BuildFacts:
+    from pipeline.npu_lib.client import NPULibWorker, device_choice
+    from pipeline.npu_lib.env import ensure_env, env_python, resolve_env_dir
 
     s: Settings = ctx.settings
     env = ensure_env(resolve_env_dir(s.env_dir))
@@ -92,16 +110,16 @@ def build(ctx: BuildContext) -> dict[str, Any]:
     pickles = [p.name for p in ctx.work_dir.rglob("*") if p.suffix in (".pt", ".pkl", ".pickle", ".bin")]
     if pickles:
         raise BuildError(f"the npu-lib run left pickles in the artifact ({', '.join(pickles)}): refusing to keep them")
-    record = {
-        "device": choice.label if choice.device == "NPU" else "CPU (fallback)",
-        "npu_available": worker.facts["npu_available"],
-        "npu_driver_version": worker.facts.get("npu_driver_version"),
-        "dtype": s.dtype,
-        "model_dir": model_rel,
-        "load_seconds": round(worker.load_seconds, 2),
-        "smoke": {"prompt_ids": ids, "tokens": smoke["tokens"]},
-        "compiled_model_cache": "disabled (export=False): no pickle is written or published",
-        "environment": {k: env.get(k) for k in ENV_FACTS},
-    }
-    fsutil.write_json(ctx.work_dir / RECORD, record)
-    return {"npu_lib": record}
+    record = NpuLibRun(
+        device=choice.label if choice.device == "NPU" else "CPU (fallback)",
+        npu_available=worker.facts["npu_available"],
+        npu_driver_version=worker.facts.get("npu_driver_version"),
+        dtype=s.dtype,
+        model_dir=model_rel,
+        load_seconds=round(worker.load_seconds, 2),
+        smoke={"prompt_ids": ids, "tokens": smoke["tokens"]},
+        compiled_model_cache="disabled (export=False): no pickle is written or published",
+        environment={k: env.get(k) for k in ENV_FACTS},
+    )
+    record.write(ctx.work_dir)
+    return BuildFacts(npu_lib=record.dump())

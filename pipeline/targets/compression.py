@@ -1,4 +1,4 @@
-"""Knobs shared by the OpenVINO families (``openvino`` and ``npu``): NNCF weight compression.
+"""Knobs shared by the OpenVINO families (``openvino`` and ``npu``): NNCF weight compression (a settings schema).
 
 Both families derive their IR from the same FP IR with ``nncf.compress_weights``; these are the knobs
 of that call, each explicit — optimum-intel's per-model table would otherwise silently pick asym, group

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import fsutil
+from pipeline.cache import cache_root
 from pipeline.errors import BuildError
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ def spec_hash() -> str:
 
 
 def default_env_dir() -> Path:
-    from pipeline.sources.embedded import cache_root
-
     return cache_root() / f"npu-lib-env-{spec_hash()}"
 
 

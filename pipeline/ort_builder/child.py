@@ -1,6 +1,6 @@
 """Child-process entry that runs onnxruntime-genai's model builder, stock or low-memory.
 
-``python -m pipeline.targets.ort_builder --mode stock|low-memory --tmp DIR -- <builder args>``
+``python -m pipeline.ort_builder.child --mode stock|low-memory --tmp DIR -- <builder args>``
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     ns = parser.parse_args(argv)
     args = ns.rest[1:] if ns.rest and ns.rest[0] == "--" else ns.rest
     if ns.mode == "low-memory":
-        from pipeline.targets import ort_lowmem
+        from pipeline.ort_builder import lowmem
 
-        ort_lowmem.install(ns.tmp)
+        lowmem.install(ns.tmp)
     sys.argv = ["onnxruntime_genai.models.builder", *args]
     # The builder has no main(); run its __main__ block exactly as `python -m` would.
     runpy.run_module("onnxruntime_genai.models.builder", run_name="__main__", alter_sys=True)

@@ -1,0 +1,132 @@
+"""docs/benchmarks.md and .json from a run's results: the numbers against ``GOALS``, and what they mean.
+
+``summarize`` pairs each anchor with the project's step; ``build_reading`` and ``decode_reading`` explain a
+missed goal from the measured CPU times and one-thread runs; ``templates/benchmarks.md.j2`` lays it out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline.bench import GOALS, TARGETS, GiB, Goals
+from pipeline.templating import render
+
+
+def summarize(results: dict[str, Any]) -> dict[str, Any]:
+    steps = {(s["kind"], s["name"]): s for s in results.get("steps", [])}
+    rows = []
+    anchor_sum = project_sum = 0.0
+    max_project_rss = 0
+    for t in TARGETS:
+        a = steps.get(("anchor", t))
+        p = steps.get(("project", f"build@{t}"))
+        if not a or not p:
+            continue
+        anchor_sum += a["wall_s"]
+        project_sum += p["wall_s"]
+        max_project_rss = max(max_project_rss, p["peak_rss_bytes"])
+        same = bool(a["weights_sha256"]) and a["weights_sha256"].get(
+            "openvino_model.bin", a["weights_sha256"].get("model.onnx.data")
+        ) == p["weights_sha256"].get("openvino_model.bin", p["weights_sha256"].get("model.onnx.data"))
+        rows.append(
+            {
+                "target": t,
+                "anchor": a,
+                "project": p,
+                "same_weights": same,
+                "wall_ratio": p["wall_s"] / a["wall_s"] if a["wall_s"] else None,
+            }
+        )
+    ov_ir = steps.get(("project", "ov-ir"))
+    source = steps.get(("project", "source"))
+    if ov_ir:
+        project_sum += ov_ir["wall_s"]
+        max_project_rss = max(max_project_rss, ov_ir["peak_rss_bytes"])
+    return {
+        "rows": rows,
+        "ov_ir": ov_ir,
+        "source": source,
+        "anchor_wall_s": anchor_sum,
+        "project_wall_s": project_sum,
+        "ratio": project_sum / anchor_sum if anchor_sum else None,
+        "project_max_peak_rss_bytes": max_project_rss,
+    }
+
+
+def build_reading(s: dict[str, Any], machine: dict[str, Any], goals: Goals = GOALS) -> list[str]:
+    """Where the build time goes, from the measured CPU times (only when the wall-time goal is missed)."""
+    if not s["rows"] or s["ratio"] is None or s["ratio"] <= goals.build_wall_ratio:
+        return []
+    anchor_cpu = sum(r["anchor"]["cpu_s"] for r in s["rows"])
+    project_steps = [r["project"] for r in s["rows"]] + ([s["ov_ir"]] if s["ov_ir"] else [])
+    project_cpu = sum(p["cpu_s"] for p in project_steps)
+    cores = project_cpu / s["project_wall_s"] if s["project_wall_s"] else 0.0
+    same = all(r["same_weights"] for r in s["rows"])
+    return [
+        f"CPU time: anchors {anchor_cpu:.0f} s, project {project_cpu:.0f} s (ratio {project_cpu / anchor_cpu:.2f}); "
+        f"the project's steps kept on average {cores:.1f} of the machine's {machine['logical_cpus']} logical CPUs busy, "
+        "so their wall time is mostly that CPU work.",
+        f"{'Every' if same else 'Not every'} project output holds the same weights as its anchor (sha256 above): "
+        "the quantisation itself (NNCF's weight compression, the builder's MatMulNBits quantiser) is the same "
+        "computation in both. What the project removes is the repeated PyTorch load and trace (one shared FP IR "
+        "for the three OpenVINO targets) and the builder's fp32 copies (peak RSS); the rest does not shrink without "
+        "changing the artifacts: it is the anchors' own work, reproduced byte for byte.",
+    ]
+
+
+def decode_reading(results: dict[str, Any], goals: Goals = GOALS) -> list[str]:
+    """Is the gap to the bound bandwidth or something else? One core cannot draw the whole machine's
+    bandwidth, so the one-thread run is compared with its own bound (bytes ÷ one thread's bandwidth)."""
+    bw, bw1 = results.get("bandwidth_bytes_per_s"), results.get("bandwidth_1_thread_bytes_per_s")
+    one = {
+        n: (d["ms_per_token_1_thread"] / (1000.0 * d["weight_bytes_per_token"] / bw1), d["ratio"])
+        for n, d in results["decode"].items()
+        if d.get("ms_per_token_1_thread") and bw1
+    }
+    if not bw or not one:
+        return []
+    goal = goals.decode_ratio
+    near = [n for n, (r1, r) in one.items() if r1 <= goal < r]
+    far = [n for n, (r1, _) in one.items() if r1 > goal]
+    paragraphs = [
+        f"One thread reads {bw1 / 1e9:.1f} GB/s ({bw1 / bw:.0%} of all cores' {bw / 1e9:.1f} GB/s), so each run with one "
+        "compute thread is set against its own bound, bytes ÷ one thread's bandwidth: "
+        + ", ".join(f"{n} {r1:.2f}× (all cores {r:.2f}×)" for n, (r1, r) in one.items())
+        + "."
+    ]
+    if near:
+        paragraphs.append(
+            f"{', '.join(near)}: one core alone decodes within {goal}× of what it can read; the rest of the gap appears "
+            "when the cores share the work — per-token work that does not split across cores and their "
+            "synchronisation — not in the bytes read."
+        )
+    if far:
+        paragraphs.append(
+            f"{', '.join(far)}: above {goal}× even on one thread, so part of the time per token is computation or graph "
+            "overhead beyond reading the weights."
+        )
+    return paragraphs
+
+
+def markdown(results: dict[str, Any], command: str, goals: Goals = GOALS) -> str:
+    s = summarize(results)
+    return render(
+        "benchmarks.md.j2",
+        r=results,
+        s=s,
+        m=results["machine"],
+        command=command,
+        goals=goals,
+        build_reading=build_reading(s, results["machine"], goals),
+        decode_reading=decode_reading(results, goals) if "decode" in results else [],
+        GiB=GiB,
+        GB=1e9,
+    )
+
+
+def write_results(results: dict[str, Any], docs: Path, command: str) -> None:
+    docs.mkdir(parents=True, exist_ok=True)
+    (docs / "benchmarks.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    (docs / "benchmarks.md").write_text(markdown(results, command))

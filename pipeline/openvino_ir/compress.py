@@ -1,0 +1,137 @@
+"""NNCF weight compression of the shared IR, exactly as optimum-cli calls it, and its offline calibration data.
+
+``compress`` is optimum-intel's weight-only quantization (the exact ``nncf.compress_weights`` call and
+rt_info post-processing the CLI uses) with every knob explicit; ``calibration_dataset`` records the IR's
+own inputs on the shipped text for the data-aware algorithms (AWQ, scale estimation, GPTQ).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import BuildError
+from pipeline.openvino_ir import MODEL_XML
+from pipeline.targets.compression import Calibration, Compression
+
+log = logging.getLogger(__name__)
+
+
+def quantization_config(settings: Compression, bits: int) -> Any:
+    """optimum-intel's OVWeightQuantizationConfig with every knob explicit (no per-model table)."""
+    from optimum.intel.openvino.configuration import OVWeightQuantizationConfig
+
+    kwargs: dict[str, Any] = {
+        "bits": bits,
+        "sym": settings.sym,
+        "group_size": settings.group_size if bits == 4 else -1,
+        "ratio": settings.ratio if bits == 4 else 1.0,
+        "all_layers": settings.all_layers if bits == 4 else None,
+        "sensitivity_metric": settings.sensitivity_metric,
+        "quant_method": "awq" if settings.awq else "default",
+        "scale_estimation": settings.scale_estimation or None,
+        "gptq": settings.gptq or None,
+        "lora_correction": settings.lora_correction or None,
+        "backup_precision": settings.backup_precision if bits == 4 else None,
+        "group_size_fallback": None if settings.group_size_fallback == "error" else settings.group_size_fallback,
+        "num_samples": settings.calibration.samples if settings.data_aware else None,
+    }
+    if getattr(settings, "weight_format", None) == "nf4":
+        kwargs["dtype"] = "nf4"
+    return OVWeightQuantizationConfig(**kwargs)
+
+
+def compress(ir_dir: Path, out_xml: Path, settings: Compression, bits: int, dataset: Any = None) -> dict[str, Any]:
+    """nncf.compress_weights on the shared IR, exactly as optimum-cli calls it; returns the NNCF arguments."""
+    import openvino as ov
+    from optimum.intel.openvino.quantization import _weight_only_quantization
+
+    config = quantization_config(settings, bits)
+    model = ov.Core().read_model(ir_dir / MODEL_XML)
+    try:
+        compressed = _weight_only_quantization(model, config, calibration_dataset=dataset)
+    except Exception as exc:
+        raise _explain_nncf_error(exc, settings) from exc
+    ov.save_model(compressed, out_xml, compress_to_fp16=False)
+    nncf_args = {k: str(v) for k, v in config.to_nncf_dict().items() if v is not None}
+    return {"nncf_compress_weights": nncf_args, "data_aware": dataset is not None}
+
+
+def _explain_nncf_error(exc: Exception, settings: Any) -> Exception:
+    name = type(exc).__name__
+    text = str(exc)
+    if "InvalidGroupSizeError" in name or "group size" in text.lower():
+        layers = sorted(set(_layer_names(text)))[:6]
+        where = f" (layers: {', '.join(layers)})" if layers else ""
+        return BuildError(
+            f"group_size = {settings.group_size} does not divide the channels of some layers{where}",
+            fix="choose a group size that divides them, or set group_size_fallback: ignore (keep those layers in "
+            "backup precision) or adjust (closest dividing group size)",
+        )
+    return BuildError(f"NNCF weight compression failed: {name}: {text.splitlines()[0] if text else ''}")
+
+
+def _layer_names(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"(__module\.[\w.]+|[\w.]+/MatMul|[\w./]+proj[\w./]*)", text)
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+def calibration_dataset(ir_dir: Path, tokenizer_dir: Path, calibration: Calibration, prefill_only: bool = False) -> Any:
+    """An nncf.Dataset of the FP IR's own inputs on offline text, collected the way optimum-intel does.
+
+    Each sample is run through the stateful model as "prefill + one generated token" and the inputs of
+    every inference call are recorded (with NNCF's state-reset marker), so AWQ / scale estimation / GPTQ
+    see the activations the deployed model will see.
+    """
+    import nncf
+    import torch
+    from optimum.intel import OVModelForCausalLM
+    from optimum.intel.openvino.quantization import InferRequestWrapper
+    from transformers import AutoTokenizer
+
+    texts = load_calibration_texts(calibration.dataset)
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    step = max(1, len(texts) // calibration.samples)
+    picked = texts[::step][: calibration.samples]
+    model = OVModelForCausalLM.from_pretrained(ir_dir, compile=False, use_cache=True)
+    model.update_pkv_precision(True)
+    model.compile()
+    collected: list[Any] = []
+    model.request = InferRequestWrapper(model.request, collected)
+    try:
+        for text in picked:
+            enc = tok(text, return_tensors="pt", truncation=True, max_length=calibration.seq_len)
+            with torch.no_grad():
+                model.generate(**enc, max_new_tokens=1, do_sample=False)
+    finally:
+        model.request = model.request.request
+    log.info("calibration: %d samples (%d inference inputs) from %s", len(picked), len(collected), calibration.dataset)
+    if prefill_only:
+        # NNCF 3.4's GPTQ runs sub-graphs that are stateless and refuses the state-reset marker ("Cannot reset
+        # state of a stateless model"). Without the marker NNCF resets the state before every input, which
+        # is right for prefills and wrong for the decode steps: keep the prefills only, each a whole sample.
+        from nncf.definitions import NNCF_DATASET_RESET_STATE_KEY
+
+        collected = [
+            {k: v for k, v in item.items() if k != NNCF_DATASET_RESET_STATE_KEY}
+            for item in collected
+            if item.get(NNCF_DATASET_RESET_STATE_KEY, True)
+        ]
+    return nncf.Dataset(collected)
+
+
+def load_calibration_texts(dataset: str) -> list[str]:
+    from pipeline import corpus
+    from pipeline.textfiles import read_text_source, split_paragraphs
+
+    if dataset == "corpus":
+        return corpus.calibration_texts()
+    texts = split_paragraphs(read_text_source(dataset, key="calibration.dataset", builtin=""))
+    if not texts:
+        raise BuildError(f"calibration file {dataset} has no text")
+    return texts

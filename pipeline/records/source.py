@@ -1,0 +1,29 @@
+"""The source stage's record."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from pipeline.records.base import FileEntry, Record
+
+
+class SourceRecord(Record):
+    """``artifacts/source/source.json``: which model, from where, at which revision, with which files."""
+
+    FILE: ClassVar[str] = "source.json"
+    model: str
+    kind: Literal["embedded", "hub", "local"]
+    repo: str
+    endpoint: str | None = None
+    requested_revision: str | None = None
+    resolved_revision: str | None = None
+    license: str = ""
+    skipped: list[str] | None = None
+    offline_cache: str | None = None
+    spec: dict[str, Any] | None = None
+    cache_key: str | None = None
+    seconds: float = 0.0
+    tools: dict[str, str] = Field(default_factory=dict)
+    files: list[FileEntry] = Field(default_factory=list)

@@ -1,0 +1,100 @@
+"""The validate stage's records: one target measured against the reference, and its golden outputs."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pipeline.records.base import FileEntry, Model, Record, Row
+from pipeline.records.reference import ChatMessage
+
+
+class Quality(Model):
+    exact_match_rate: float
+    first_divergence: list[int | None]
+    teacher_forced_agreement: float | None
+    teacher_forced_tokens: int
+    perplexity: float | None
+    reference_perplexity: float
+    perplexity_increase: float | None
+    similarity: float | None
+    tokenizer_match_rate: float | None
+    deterministic_across_runs: bool
+    logits_unavailable: str | None = None
+
+
+class Speed(Model):
+    load_seconds: float
+    ttft_ms_median: float | None
+    tpot_ms_median: float | None
+    tokens_per_second: float | None
+    peak_rss_bytes: int
+    size_bytes: int
+    timed_runs: int
+    warmup_runs: int
+
+
+class ValidatedArtifact(Model):
+    """Exactly which bytes were validated (a package is made only from these)."""
+
+    target_json_sha256: str
+    files_sha256: list[FileEntry]
+    settings: dict[str, Any] | None
+    source_revision: str | None
+
+    def sha256_by_path(self) -> dict[str, str]:
+        return {f.path: f.sha256 for f in self.files_sha256}
+
+
+class GateVerdict(Model):
+    passed: bool
+    failures: list[str]
+    bounds: dict[str, float | bool | None]
+
+
+class ValidationResult(Record):
+    """``artifacts/validation/<name>/metrics.json``: one target measured against the reference."""
+
+    FILE: ClassVar[str] = "metrics.json"
+    target: str
+    family: str
+    status: Literal["measured", "disabled"]
+    runtime: str | None = None
+    device: str | None = None
+    intended_device: str | None = None
+    proxy: str | None = None
+    device_label: str | None = None
+    device_details: dict[str, Any] | None = None
+    quality: Quality | None = None
+    speed: Speed | None = None
+    artifact: ValidatedArtifact | None = None
+    validated_at: str | None = None
+    tools: dict[str, str] | None = None
+    gates: GateVerdict | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.status == "measured" and self.quality is not None and self.speed is not None
+
+    @property
+    def passed(self) -> bool:
+        """The one answer to "did this target pass validation?"."""
+        return self.measured and self.gates is not None and self.gates.passed
+
+    def failures(self) -> list[str]:
+        if self.gates is None:
+            return [f"{self.target}: {self.status}"]
+        return self.gates.failures
+
+
+class GoldenOutput(Row):
+    """``artifacts/validation/<name>/outputs.jsonl`` (and a package's ``golden_outputs.jsonl``): the
+    artifact's own greedy answer to each validation prompt, which ``aipc check`` re-runs elsewhere."""
+
+    FILE: ClassVar[str] = "outputs.jsonl"
+    prompt: str
+    messages: list[ChatMessage]
+    input_ids: list[int]
+    output_ids: list[int]
+    stopped: bool
+    max_new_tokens: int
+    text: str

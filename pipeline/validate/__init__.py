@@ -1,0 +1,1 @@
+"""Validation: the reference (``reference``), one target against it (``harness``), metrics and gates."""
