@@ -84,7 +84,7 @@ def build(ctx: BuildContext) -> BuildFacts:
     return run_builder(
         lambda cache: builder_command(s, ctx.source_dir.resolve(), ctx.work_dir.resolve(), cache),
         low_memory=s.low_memory,
-        portable=lambda args: portable(args, ctx.source_dir, ctx.work_dir, ctx.target),
+        portable=lambda args: portable(args, ctx.source_dir.resolve(), ctx.work_dir.resolve(), ctx.target),
         work_dir=ctx.work_dir,
     )
 

@@ -85,6 +85,25 @@ def test_every_builder_option_reaches_the_command():
         assert opt in cmd, opt
 
 
+def test_recorded_command_is_the_same_on_every_machine(tmp_path, monkeypatch):
+    """The stage runs with relative paths, the builder gets absolute ones, and the record names neither."""
+    from pipeline.ort_builder import run
+    from pipeline.records import BuildFacts
+    from pipeline.targets.base import BuildContext, ModelDims
+
+    def fake_builder(command, *, low_memory, portable, work_dir):  # what the child would run, as recorded
+        return BuildFacts(builder_command=portable(command(tmp_path / "tmp" / "cache")))
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(run, "run_builder", fake_builder)
+    s = ortgenai.Settings(precision="int4", execution_provider="cpu")
+    ctx = BuildContext("ort-x", s, layout.source_dir(), layout.ARTIFACTS / "targets" / ".tmp-ort-x-1", layout.ARTIFACTS,
+                       ModelDims(256, 768))  # fmt: skip
+    shown = ortgenai.build(ctx).builder_command
+    assert shown[:4] == ["-i", "artifacts/source", "-o", "artifacts/targets/ort-x"] and "<tmp>/cache" in shown
+    assert not any(str(tmp_path) in a for a in shown), shown
+
+
 def test_dml_fp16_is_one_params_entry_away(params_raw):
     params = with_target(params_raw, "ort-dml-fp16", {"precision": "fp16", "execution_provider": "dml"})
     assert params.target("ort-dml-fp16").build.precision == "fp16"
