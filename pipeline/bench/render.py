@@ -27,9 +27,7 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
         anchor_sum += a["wall_s"]
         project_sum += p["wall_s"]
         max_project_rss = max(max_project_rss, p["peak_rss_bytes"])
-        same = bool(a["weights_sha256"]) and a["weights_sha256"].get(
-            "openvino_model.bin", a["weights_sha256"].get("model.onnx.data")
-        ) == p["weights_sha256"].get("openvino_model.bin", p["weights_sha256"].get("model.onnx.data"))
+        same = bool(a["weights_sha256"]) and a["weights_sha256"] == p["weights_sha256"]
         rows.append(
             {
                 "target": t,

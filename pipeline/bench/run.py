@@ -82,7 +82,14 @@ def bench_params(project_root: Path, model_dir: Path) -> dict[str, Any]:
 
 
 def weights_digest(runtime: str, folder: Path) -> dict[str, str]:
-    names = ["openvino_model.bin"] if runtime == "openvino-genai" else ["model.onnx", "model.onnx.data"]
+    """What must be equal for "same weights": OpenVINO: every weight constant (``inspect.weights_sha256``; the
+    project's FP16 IR keeps RoPE's f32 constant that the CLI rounds to f16); ONNX: the files."""
+    if runtime == "openvino-genai":
+        from pipeline.openvino_ir.inspect import weights_sha256
+
+        xml = folder / "openvino_model.xml"
+        return {"weights": weights_sha256(xml)} if xml.is_file() else {}
+    names = ["model.onnx", "model.onnx.data"]
     return {n: fsutil.sha256_file(folder / n) for n in names if (folder / n).is_file()}
 
 
@@ -207,6 +214,10 @@ DECODED = (
 
 def measure_decode(params: Any, arts: Path, work: Path, results: dict[str, Any]) -> dict[str, Any]:
     from pipeline.bench import decode as dec
+    from pipeline.targets.base import RuntimeOptions
+
+    numerics = params.validation.runtime.openvino.model_dump(exclude_none=True)
+    tuned, one_thread = RuntimeOptions(openvino=numerics), RuntimeOptions(openvino=numerics, threads=1)
 
     out: dict[str, Any] = {
         "bandwidth_bytes_per_s": dec.memory_bandwidth(),
@@ -219,9 +230,9 @@ def measure_decode(params: Any, arts: Path, work: Path, results: dict[str, Any])
             continue
         family, settings = params.family(target), params.target(target).build
         wbytes = dec.weight_bytes_per_token(family, folder)
-        ms = dec.decode_ms_per_token(family, settings, folder, tuned=True)
-        ms_default = dec.decode_ms_per_token(family, settings, folder, tuned=False)
-        ms_one = dec.decode_ms_per_token(family, settings, folder, tuned=True, threads=1)
+        ms = dec.decode_ms_per_token(family, settings, folder, tuned)
+        ms_default = dec.decode_ms_per_token(family, settings, folder, None)
+        ms_one = dec.decode_ms_per_token(family, settings, folder, one_thread)
         bound = 1000.0 * wbytes / out["bandwidth_bytes_per_s"]
         out["decode"][label] = {
             "ms_per_token": ms,

@@ -1,8 +1,7 @@
 """A target's variant of the shared FP IR: fp16 / fp32, or NNCF int8 / int4 / nf4 weights.
 
-- ``to_fp16``: bf16 → fp16 constant by constant (round-to-nearest-even like torch), then OpenVINO's own
-  f32 → f16 compression on save. OpenVINO's ``compress_to_fp16`` converts only f32 constants, so without
-  this step a bf16 IR would stay bf16 — which iGPUs do not run natively.
+- ``to_fp16``: the bf16 weights → fp16 constant by constant (round-to-nearest-even like torch); every f32
+  constant stays f32. A bf16 IR would otherwise stay bf16, which iGPUs do not run natively.
 - ``to_fp32``: every bf16/f16 constant widened (a test-only full-precision variant).
 - int8/int4/nf4: ``compress`` with the family's settings (and calibration data for data-aware int4).
 """
@@ -53,10 +52,16 @@ def to_fp16(ir_dir: Path, out_xml: Path) -> None:
     """Write a true-FP16 copy of the IR (bf16 and f32 weight constants become f16), in bounded memory.
 
     bf16 and f16 are both 2 bytes, so the bf16 weights are converted *in the file* — streamed chunk by
-    chunk into a patched copy of the IR with the same offsets — and OpenVINO then only compresses the small
-    f32 constants on save (the same ``compress_to_fp16`` the CLI applies). Converting through the OpenVINO
-    API instead keeps the mmapped bf16 weights and a full f16 copy in memory at once: measured 14.5 GiB
-    peak on Phi-3-mini, against ~8 GiB this way; the result is byte-identical.
+    chunk into a patched copy of the IR with the same offsets. Converting through the OpenVINO API instead
+    keeps the mmapped bf16 weights and a full f16 copy in memory at once: measured 14.5 GiB peak on
+    Phi-3-mini, against ~8 GiB this way, same bytes.
+
+    Unlike ``optimum-cli --weight-format fp16`` (``compress_to_fp16`` on save), the f32 constants are *not*
+    compressed: among them is RoPE's inverse-frequency vector, and rounding it to f16 (a relative error of
+    up to 2^-11) turns each rotary angle wrong by about position × 5e-4 rad. Measured by long-context
+    parity on the embedded model: KL(reference ‖ FP16 IR) grew from 1e-6 at positions < 128 to 6.5e-4 at
+    1–2k tokens with the CLI's compression, and stays at ~1e-12 (like the bf16 and fp32 IRs) without it.
+    The weights are the same bytes as the CLI's.
     """
     import tempfile
     import xml.etree.ElementTree as ET
@@ -93,7 +98,7 @@ def to_fp16(ir_dir: Path, out_xml: Path) -> None:
         tree.write(tmp_xml, encoding="utf-8", xml_declaration=True)
         _convert_bin(ir_dir / MODEL_BIN, tmp_xml.with_suffix(".bin"), sorted(k for k, bf in regions.items() if bf))
         model = ov.Core().read_model(tmp_xml)
-        ov.save_model(model, out_xml, compress_to_fp16=True)
+        ov.save_model(model, out_xml, compress_to_fp16=False)
         del model
 
 

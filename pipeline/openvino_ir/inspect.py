@@ -46,6 +46,31 @@ def weight_precisions(xml: Path) -> WeightSummary:
     return WeightSummary(counts=dict(sorted(counts.items())), layers=layers)
 
 
+def weights_sha256(xml: Path) -> str:
+    """One hash of every MatMul/Gather weight with its scales and zero points (by the consumer's name): two
+    IRs with the same hash hold the same weights, whatever else differs (generated node names, the precision
+    of small non-weight constants)."""
+    import hashlib
+
+    import openvino as ov
+
+    model = ov.Core().read_model(xml)
+    found = []
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if kind in ("MatMul", "Gather"):
+            consts = decompression_constants(op.input_value(1 if kind == "MatMul" else 0).get_node())
+            if consts and max(_numel(c) for c in consts) > 1:
+                found.append((op.get_friendly_name(), consts))
+    h = hashlib.sha256()
+    for name, consts in sorted(found, key=lambda x: x[0]):
+        h.update(name.encode())
+        for c in consts:
+            h.update(f"{c.get_element_type().get_type_name()}{list(c.get_output_shape(0))}".encode())
+            h.update(memoryview(c.get_data()).cast("B"))
+    return h.hexdigest()
+
+
 # What sits between a compressed weight Constant and its MatMul/Gather: Convert → [Subtract zp] → Multiply
 # scale (→ Reshape/Unsqueeze for grouped weights); a walk up from the consumer stops after this many ops.
 DECOMPRESSION_OPS = ("Convert", "Multiply", "Subtract", "Reshape", "Unsqueeze")
