@@ -14,3 +14,8 @@ def pct(x: float | None, signed: bool = False) -> str:
 
 def num(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def sci(x: float | None, digits: int = 1) -> str:
+    """Small quantities such as KL in nats per token: 1.2e-08."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}e}"

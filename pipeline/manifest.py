@@ -79,6 +79,8 @@ def build(
             gates=validation.gates,
             validated_files_sha256=validation.artifact.sha256_by_path() if validation.artifact else {},
             validated_at=validation.validated_at,
+            numerics=validation.numerics,
+            long_context=validation.long_context,
         ),
         files=files,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.fmt import num, pct
+from pipeline.fmt import num, pct, sci
 from pipeline.records import Manifest
 from pipeline.templating import render
 
@@ -31,7 +31,32 @@ def snippet(manifest: Manifest, folder: str = "<this folder>") -> str:
         kind = "record"
     dml = "dml" in (manifest.device_facts.genai_providers or [])
     install = "pip install onnxruntime-genai-directml  # Windows, DirectML" if dml else "pip install onnxruntime-genai"
-    return render("snippet.md.j2", kind=kind, folder=folder, install=install, name=manifest.name)
+    return render(
+        "snippet.md.j2",
+        kind=kind,
+        folder=folder,
+        install=install,
+        name=manifest.name,
+        props=validated_properties(manifest),
+    )
+
+
+def validated_properties(manifest: Manifest) -> dict[str, str]:
+    """The runtime properties validation set (the snippet passes the same ones; NPU ones come from npu_config)."""
+    numerics = manifest.validation.numerics
+    props = dict(numerics.properties) if numerics else {}
+    return {k: v for k, v in props.items() if k not in NPU_ONLY}
+
+
+NPU_ONLY = (
+    "MAX_PROMPT_LEN",
+    "MIN_RESPONSE_LEN",
+    "GENERATE_HINT",
+    "PREFILL_HINT",
+    "CACHE_DIR",
+    "BLOB_PATH",
+    "WEIGHTS_PATH",
+)
 
 
 @dataclass
@@ -52,6 +77,8 @@ class CardView:
     settings: list[tuple[str, Any]]
     weights: str
     metrics: list[tuple[str, str]]
+    long_context: list[tuple[str, str, str]]
+    numerics: list[tuple[str, str, str]]
     gates: list[tuple[str, str]]
     snippet: str
     toolkits: str
@@ -90,7 +117,15 @@ def card_view(m: Manifest) -> CardView:
             ("gates", "passed" if v.passed else "FAILED"),
             ("device that ran the validation", str(v.device_label)),
             ("exact greedy match (prompts)", pct(q.exact_match_rate if q else None)),
+            (
+                f"… divergences at near-ties counted (within {q.tie_margin if q else '?'} nats of the reference's top-1)",
+                f"{pct(q.exact_match_tie_tolerant if q else None)} ({q.ties if q else '?'} ties)",
+            ),
             ("teacher-forced top-1 agreement", pct(q.teacher_forced_agreement if q else None)),
+            (
+                "KL(reference ‖ artifact), nats/token: mean / p99 / max",
+                f"{sci(q.kl_mean if q else None)} / {sci(q.kl_p99 if q else None)} / {sci(q.kl_max if q else None)}",
+            ),
             (
                 f"held-out perplexity (reference {num(q.reference_perplexity if q else None)})",
                 num(q.perplexity if q else None),
@@ -101,6 +136,18 @@ def card_view(m: Manifest) -> CardView:
             ("time to first token (median)", f"{num(s.ttft_ms_median if s else None, 2)} ms"),
             ("time per output token (median)", f"{num(s.tpot_ms_median if s else None, 2)} ms"),
             ("size on disk", f"{(s.size_bytes if s else 0) / 1e6:.1f} MB"),
+        ],
+        long_context=[
+            (
+                f"{x.length} ({x.why})",
+                "measured" if x.status == "measured" else f"not taken: {x.reason}",
+                f"{pct(x.agreement)} / {sci(x.kl_mean)}" if x.status == "measured" else "",
+            )
+            for x in v.long_context or []
+        ],
+        numerics=[
+            (k, val, (v.numerics.effective.get(k, "") if v.numerics else ""))
+            for k, val in (v.numerics.properties.items() if v.numerics else [])
         ],
         gates=[(k, gate_bound(k, b)) for k, b in bounds.items() if b not in (None, False)],
         snippet=snippet(m),
@@ -117,8 +164,10 @@ def gate_bound(name: str, bound: Any) -> str:
     """A gate's bound in the units the validation table uses (params keep fractions: 0.25 = +25 %)."""
     if bound is True:
         return "required"
-    if name in ("exact_match_min", "teacher_forced_agreement_min"):
+    if name in ("exact_match_min", "teacher_forced_agreement_min", "long_context_agreement_min"):
         return f"≥ {100 * bound:.1f}%"
+    if name in ("kl_mean_max", "long_context_kl_max"):
+        return f"≤ {bound} nats/token"
     if name == "perplexity_increase_max":
         return f"≤ +{100 * bound:.1f}%"
     if name == "ms_per_token_max":

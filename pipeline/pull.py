@@ -137,6 +137,19 @@ def _hf_get(repo_id: str, dest: Path, rev: str | None) -> None:
     shutil.rmtree(dest / ".cache", ignore_errors=True)  # huggingface_hub's local-dir bookkeeping
 
 
+def validated_numerics(m: Manifest) -> dict[str, Any]:
+    """The OpenVINO numerics the package was validated with (a check reproduces them on its own device)."""
+    from pipeline.params.validation import OpenVINORuntime
+
+    recorded = m.validation.numerics.properties if m.validation.numerics else {}
+    out: dict[str, Any] = {}
+    for key in OpenVINORuntime.model_fields:
+        if key in recorded:
+            value = recorded[key]
+            out[key] = int(value) if value.isdigit() else value
+    return out
+
+
 def how_to_run(m: Manifest, folder: Path) -> str:
     return model_card.snippet(m, str(folder))
 
@@ -173,7 +186,7 @@ def check(folder: Path, device: str = "auto", max_prompts: int | None = None) ->
     golden = golden[:max_prompts] if max_prompts else golden
     family = family_module(m.family)
     settings = family.Settings.model_validate(m.settings or {})
-    options = RuntimeOptions(cpu_precision="f32", cache_root=cache.npu_compile_cache(m.name))
+    options = RuntimeOptions(openvino=validated_numerics(m), cache_root=cache.npu_compile_cache(m.name))
     runner = open_runner(m.name, family, settings, folder, device=device, options=options)
     rows = []
     try:

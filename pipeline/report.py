@@ -11,15 +11,16 @@ stand-in (the DirectML graph on ONNX Runtime's CPU provider, the NPU IR on the O
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import layout
-from pipeline.fmt import num, pct
+from pipeline.fmt import num, pct, sci
 from pipeline.params import Params
-from pipeline.records import GoldenOutput, ReferenceOutput, ReferenceRecord, TargetRecord, ValidationResult
+from pipeline.records import Divergence, GoldenOutput, ReferenceOutput, ReferenceRecord, TargetRecord, ValidationResult
 from pipeline.report_plots import scatter
 from pipeline.templating import render
 
@@ -50,6 +51,12 @@ class TargetReport:
     @property
     def measured(self) -> ValidationResult | None:
         return self.result if self.result is not None and self.result.measured else None
+
+    def divergence(self, prompt: int) -> Divergence | None:
+        """Where this target's answer to prompt ``prompt`` left the reference's (None: identical)."""
+        r = self.measured
+        divergences = (r.quality.divergences if r and r.quality else None) or []
+        return next((d for d in divergences if d.prompt == prompt), None)
 
     def build_summary(self) -> str:
         if self.build is None or self.build.build is None:
@@ -104,7 +111,12 @@ def flat_metrics(data: ReportData) -> dict[str, Any]:
             "device": r.device_label,
             "gates_passed": r.passed,
             "exact_match_rate": q.exact_match_rate,
+            "exact_match_tie_tolerant": q.exact_match_tie_tolerant,
+            "ties": q.ties,
             "teacher_forced_agreement": q.teacher_forced_agreement,
+            "kl_mean": q.kl_mean,
+            "kl_p99": q.kl_p99,
+            "kl_max": q.kl_max,
             "perplexity": q.perplexity,
             "perplexity_increase": q.perplexity_increase,
             "similarity": q.similarity,
@@ -115,6 +127,10 @@ def flat_metrics(data: ReportData) -> dict[str, Any]:
             "size_mb": s.size_bytes / 1e6,
             "peak_rss_mb": s.peak_rss_bytes / 1e6,
             "load_seconds": s.load_seconds,
+            "long_context": {
+                str(x.length): {"agreement": x.agreement, "kl_mean": x.kl_mean} if x.status == "measured" else x.status
+                for x in r.long_context or []
+            },
         }
     return out
 
@@ -133,6 +149,8 @@ def plot_rows(data: ReportData) -> list[dict[str, Any]]:
                 "device": r.device_label,
                 "size_mb": round(s.size_bytes / 1e6, 3),
                 "teacher_forced_agreement": q.teacher_forced_agreement,
+                "kl_mean": q.kl_mean,
+                "kl_mean_log10": math.log10(q.kl_mean) if q.kl_mean else None,
                 "perplexity_increase_pct": None if q.perplexity_increase is None else 100 * q.perplexity_increase,
                 "ms_per_token": s.tpot_ms_median,
             }
@@ -158,11 +176,34 @@ def _ppl(r: ValidationResult) -> str:
     return f"{q.perplexity:.3f} ({100 * q.perplexity_increase:+.2f}%)"
 
 
+def _exact(r: ValidationResult) -> str:
+    q = r.quality
+    raw = pct(q.exact_match_rate)
+    return raw if q.exact_match_tie_tolerant is None else f"{raw} / {pct(q.exact_match_tie_tolerant)} ({q.ties} ties)"
+
+
+def _kl(r: ValidationResult) -> str:
+    return f"{sci(r.quality.kl_mean)} / {sci(r.quality.kl_p99)}"
+
+
+def _long(r: ValidationResult) -> str:
+    """The worst measured long-context length (KL mean, top-1 agreement) and how many were not taken."""
+    measured = [x for x in r.long_context or [] if x.status == "measured" and x.kl_mean is not None]
+    skipped = len(r.long_context or []) - len(measured)
+    if not measured:
+        return "n/a" if not skipped else f"{skipped} not taken"
+    worst = max(measured, key=lambda x: x.kl_mean or 0.0)
+    text = f"{sci(worst.kl_mean)} / {pct(worst.agreement)} @{worst.length}"
+    return text + (f"; {skipped} not taken" if skipped else "")
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("device", "device that ran it", None, lambda r: str(r.device_label)),
     Column("gates", "gates", "gates", lambda r: "pass" if r.passed else "FAIL"),
-    Column("exact", "exact match", "exact", lambda r: pct(r.quality.exact_match_rate)),
+    Column("exact", "exact match: raw / near-ties counted", "exact (raw / ties ok)", _exact),
     Column("tf", "teacher-forced top-1", "TF top-1", lambda r: pct(r.quality.teacher_forced_agreement)),
+    Column("kl", "KL mean / p99 (nats/token)", "KL mean / p99", _kl),
+    Column("long", "long context: worst KL / top-1", "long ctx", _long),
     Column("ppl", "held-out ppl (Δ)", "ppl (Δ)", _ppl),
     Column("sim", "answer similarity", "sim", lambda r: num(r.quality.similarity, 3)),
     Column("tok", "tokenizer ids match", "tok ids", lambda r: pct(r.quality.tokenizer_match_rate)),
@@ -200,15 +241,25 @@ def plots(data: ReportData) -> list[Any]:
             rows, "ms_per_token", "teacher_forced_agreement", "ms per output token", "teacher-forced top-1 agreement"
         ),
         scatter(rows, "size_mb", "perplexity_increase_pct", "size on disk (MB)", "held-out perplexity change (%)"),
+        scatter(rows, "size_mb", "kl_mean_log10", "size on disk (MB)", "log10 KL(reference ‖ target), nats/token"),
     ]
 
 
 def markdown(data: ReportData) -> str:
-    return render("report.md.j2", data=data, columns=COLUMNS, rows=table_rows(data), num=num)
+    return render("report.md.j2", data=data, columns=COLUMNS, rows=table_rows(data), num=num, pct=pct, sci=sci)
 
 
 def render_html(data: ReportData) -> str:
-    return render("report.html.j2", data=data, columns=COLUMNS, rows=table_rows(data), plots=plots(data), num=num)
+    return render(
+        "report.html.j2",
+        data=data,
+        columns=COLUMNS,
+        rows=table_rows(data),
+        plots=plots(data),
+        num=num,
+        pct=pct,
+        sci=sci,
+    )
 
 
 def write_report(params: Params, out_dir: Path, root: Path = layout.ARTIFACTS) -> ReportData:

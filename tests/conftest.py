@@ -159,3 +159,31 @@ def edited_params(project: Path, old: str, new: str) -> Iterator[None]:
         params.write_text(text)
         restored = dvc(["repro"], project)
         assert restored.returncode == 0, restored.stdout[-2000:] + restored.stderr[-2000:]
+
+
+_VARIANTS: dict = {}
+
+
+@pytest.fixture(scope="session")
+def variant(tmp_path_factory, raw_params):
+    """variant(model) → (params, artifacts root) with source, shared IR and reference built for that `models`
+    entry (e.g. the embedded LongRoPE or Phi-4-mini shape), once per session."""
+    from pipeline import layout
+    from pipeline.openvino_ir.export import export_fp_ir
+    from pipeline.params import validate_params
+    from pipeline.sources import fetch_source
+    from pipeline.validate.reference import build_reference
+
+    def _variant(model: str):
+        if model not in _VARIANTS:
+            raw = copy.deepcopy(raw_params)
+            raw["model"] = model
+            params = validate_params(raw)
+            root = tmp_path_factory.mktemp(model)
+            fetch_source(params, _mk(layout.source_dir(root)))
+            export_fp_ir(layout.source_dir(root), _mk(layout.ov_ir_dir(root)))
+            build_reference(params, layout.source_dir(root), _mk(layout.reference_dir(root)))
+            _VARIANTS[model] = (params, root)
+        return _VARIANTS[model]
+
+    return _variant

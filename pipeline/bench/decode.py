@@ -83,19 +83,18 @@ def decode_ms_per_token(
     family: Any,
     settings: Any,
     model_dir: Path,
-    tuned: bool,
+    options: Any | None,
     new_tokens: int = 64,
     prompt_len: int = 32,
-    threads: int | None = None,
 ) -> float:
-    """Median ms per output token, warm, on the CPU (``tuned``: validation's runtime properties)."""
+    """Median ms per output token, warm, on the CPU: with ``options`` (``RuntimeOptions``, validation's runtime
+    properties) or, when None, with the runtime's own defaults."""
     import numpy as np
 
     from pipeline.runners.base import DeviceChoice
-    from pipeline.targets.base import RuntimeOptions
 
     prompt = [int(x) for x in np.random.default_rng(0).integers(300, 2000, size=prompt_len)]
-    props = family.runtime_properties(settings, model_dir, "CPU", RuntimeOptions(threads=threads)) if tuned else {}
+    props = family.runtime_properties(settings, model_dir, "CPU", options) if options is not None else {}
     choice = DeviceChoice(device="CPU", intended="CPU")
     if family.RUNTIME == "openvino-genai":
         from pipeline.runners.ov_genai import OpenVINOGenAIRunner

@@ -123,3 +123,11 @@ def build(ctx: BuildContext) -> BuildFacts:
     )
     record.write(ctx.work_dir)
     return BuildFacts(npu_lib=record.dump())
+
+
+def long_context_edges(settings: Settings) -> list[tuple[int, str]]:
+    return []
+
+
+def max_context(settings: Settings, artifact: Path, device: str) -> tuple[int, str] | None:
+    return None

@@ -29,6 +29,8 @@ class NPULibRunner:
         self.load_seconds = self.worker.load_seconds
         self.choice = device_choice(self.worker.facts)
         self.eos = set(self.worker.facts.get("eos", []))
+        self.properties = {"dtype": settings.dtype}
+        self.effective = {"npu_available": str(self.worker.facts.get("npu_available"))}
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         return self.worker.call({"op": "chat_ids", "messages": messages})["ids"]

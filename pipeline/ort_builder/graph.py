@@ -45,6 +45,10 @@ class GenAIConfig:
         return [next(iter(o)) for o in options]
 
     @property
+    def context_length(self) -> int | None:
+        return self.model.get("context_length")
+
+    @property
     def eos_token_ids(self) -> set[int]:
         eos = self.model.get("eos_token_id")
         return set(eos if isinstance(eos, list) else [eos])

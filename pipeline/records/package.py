@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field
 
 from pipeline.records.base import FileEntry, Model, Record
 from pipeline.records.build import GraphSummary, NpuCompile
-from pipeline.records.validation import GateVerdict, Quality, Speed
+from pipeline.records.validation import GateVerdict, LongContextResult, Quality, RuntimeRecord, Speed
 
 
 class ManifestSource(Model):
@@ -50,6 +50,8 @@ class ManifestValidation(Model):
     gates: GateVerdict | None
     validated_files_sha256: dict[str, str]
     validated_at: str | None
+    numerics: RuntimeRecord | None = None
+    long_context: list[LongContextResult] | None = None
 
 
 class Manifest(Record):

@@ -25,6 +25,10 @@ class ReferenceOutput(Row):
     stopped: bool
     text: str
     seconds: float
+    # the reference's most likely tokens at every generated step (the stop step included), most likely first:
+    # how close each call was, so that a target's divergence at a near-tie is told from a real one
+    top_ids: list[list[int]]
+    top_logprobs: list[list[float]]
 
 
 class Heldout(Record):
@@ -36,6 +40,23 @@ class Heldout(Record):
     nll: float
     count: int
     perplexity: float
+
+
+class LongRun(Model):
+    """One full-sequence reference run on the long held-out text (``long_context.reference_run``)."""
+
+    length: int
+    regime: str
+    file: str
+    kl_positions: int
+    seconds: float
+
+
+class LongLength(Model):
+    """A long-context length every target is checked at, and why that one."""
+
+    length: int
+    why: str
 
 
 class ReferenceRecord(Record):
@@ -54,6 +75,11 @@ class ReferenceRecord(Record):
     heldout_tokens: int
     heldout_perplexity: float
     tools: dict[str, str]
+    top_k: int
+    teacher_forced: str  # .npz of full log-probs at every teacher-forced position, one array per prompt
+    long_context_lengths: list[LongLength]
+    long_context: list[LongRun]
+    long_context_unavailable: str | None = None
 
 
 def load_reference(ref_dir: Path) -> tuple[list[ReferenceOutput], Heldout, ReferenceRecord]:

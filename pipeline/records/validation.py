@@ -8,6 +8,18 @@ from pipeline.records.base import FileEntry, Model, Record, Row
 from pipeline.records.reference import ChatMessage
 
 
+class Divergence(Model):
+    """Where a free-running answer first left the reference's, and how close the reference's call was."""
+
+    prompt: int
+    position: int
+    kind: Literal["tie", "diverged"]
+    margin: float | None  # nats from the reference's top-1 to the target's token at that step
+    margin_is_lower_bound: bool  # the target's token was outside the reference's top-k
+    reference_token: int | None  # None: the reference had ended its answer
+    target_token: int | None  # None: the target had ended its answer
+
+
 class Quality(Model):
     exact_match_rate: float
     first_divergence: list[int | None]
@@ -20,6 +32,38 @@ class Quality(Model):
     tokenizer_match_rate: float | None
     deterministic_across_runs: bool
     logits_unavailable: str | None = None
+    exact_match_tie_tolerant: float | None = None  # identical + diverged at a near-tie (what the gate checks)
+    ties: int | None = None
+    tie_margin: float | None = None
+    divergences: list[Divergence] | None = None
+    kl_mean: float | None = None  # KL(reference ‖ target), nats per teacher-forced token, full distributions
+    kl_p99: float | None = None
+    kl_max: float | None = None
+    kl_tokens: int | None = None
+
+
+class LongContextResult(Model):
+    """Teacher-forced parity at one long-context length (or why the target does not take it)."""
+
+    length: int
+    why: str
+    regime: str
+    status: Literal["measured", "not taken"]
+    reason: str | None = None
+    agreement: float | None = None
+    kl_mean: float | None = None
+    kl_p99: float | None = None
+    kl_max: float | None = None
+    kl_positions: int | None = None
+    nll_delta: float | None = None  # target's mean next-token NLL minus the reference's, nats
+    seconds: float | None = None
+
+
+class RuntimeRecord(Model):
+    """How the runtime ran the artifact: the properties validation set, and what the runtime reports using."""
+
+    properties: dict[str, str]
+    effective: dict[str, str]
 
 
 class Speed(Model):
@@ -70,6 +114,8 @@ class ValidationResult(Record):
     validated_at: str | None = None
     tools: dict[str, str] | None = None
     gates: GateVerdict | None = None
+    numerics: RuntimeRecord | None = None  # the runtime properties it ran with
+    long_context: list[LongContextResult] | None = None
 
     @property
     def measured(self) -> bool:

@@ -44,6 +44,8 @@ class DeviceChoice:
 class Runner(Protocol):
     choice: DeviceChoice
     load_seconds: float
+    properties: dict[str, Any]  # what was set on the runtime (recorded with the results)
+    effective: dict[str, str]  # what the runtime reports using, where it tells
 
     def generate(self, ids: list[int], max_new_tokens: int, ignore_eos: bool = False) -> Generation:
         """Greedy tokens after ``ids`` (``ignore_eos``: exactly ``max_new_tokens``, for timing)."""

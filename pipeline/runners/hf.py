@@ -26,6 +26,8 @@ class TransformersRunner:
         self.choice = DeviceChoice(
             device="CPU", intended="CPU", details={"dtype": "float32", "runtime": "transformers"}
         )
+        self.properties: dict = {"dtype": "float32"}
+        self.effective = {"threads": str(torch.get_num_threads())}
         gen = self.model.generation_config.eos_token_id
         self.eos = set(gen if isinstance(gen, list) else [gen]) if gen is not None else set()
 
@@ -34,9 +36,17 @@ class TransformersRunner:
         return [int(i) for i in ids]
 
     def generate(self, ids: list[int], max_new_tokens: int, ignore_eos: bool = False) -> Generation:
+        return self.generate_scored(ids, max_new_tokens, ignore_eos=ignore_eos)[0]
+
+    def generate_scored(
+        self, ids: list[int], max_new_tokens: int, k: int = 10, ignore_eos: bool = False
+    ) -> tuple[Generation, list[list[int]], list[list[float]]]:
+        """Greedy tokens and, at every generated step, the ``k`` most likely tokens with their log-probs."""
         if ignore_eos:
             raise NotImplementedError("the reference always stops at the end-of-sequence token")
         import torch
+
+        from pipeline.validate.parity import log_softmax, top_k
 
         inp = torch.tensor([ids])
         t0 = time.perf_counter()
@@ -48,11 +58,15 @@ class TransformersRunner:
                 do_sample=False,
                 eos_token_id=sorted(self.eos) or None,
                 pad_token_id=self.model.generation_config.pad_token_id,
+                output_logits=True,
+                return_dict_in_generate=True,
             )
         seconds = time.perf_counter() - t0
-        tokens = out[0, len(ids) :].tolist()
+        tokens = out.sequences[0, len(ids) :].tolist()
+        tops = [top_k(log_softmax(step[0].float().numpy()), k) for step in out.logits]
         n = max(1, len(tokens))
-        return Generation(tokens=tokens, seconds=seconds, tpot_ms=1000 * seconds / n)
+        gen = Generation(tokens=tokens, seconds=seconds, tpot_ms=1000 * seconds / n)
+        return gen, [t[0] for t in tops], [t[1] for t in tops]
 
     def logits(self, ids: list[int]) -> np.ndarray:
         import torch

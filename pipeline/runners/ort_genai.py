@@ -61,6 +61,8 @@ class OrtGenAIRunner:
         if session_options:
             config.overlay(json.dumps({"model": {"decoder": {"session_options": session_options}}}))
             self.choice.details.update(session_options)
+        self.properties = dict(session_options)
+        self.effective = {"execution provider": "cpu" if choice.device == "CPU" else choice.device.lower()}
         self.model = og.Model(config)
         self.tokenizer = og.Tokenizer(self.model)
         self.load_seconds = time.perf_counter() - t0
@@ -111,7 +113,7 @@ class OrtGenAIRunner:
         )
 
     def logits(self, ids: list[int]) -> np.ndarray:
-        gen = self._generator(len(ids) + 1)
+        gen = self._generator(len(ids))  # max_length may not exceed the model's context_length
         gen.append_tokens(np.array(ids, dtype=np.int32))
         out = np.asarray(gen.get_output("logits"))
         return out[0].astype(np.float32)

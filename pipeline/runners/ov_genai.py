@@ -51,6 +51,29 @@ def choose_device(intended: str, requested: str, target: str) -> DeviceChoice:
     return DeviceChoice(device=device, intended=intended, proxy=proxy, details={"available": devices})
 
 
+# What changes an OpenVINO model's numbers, read back from the compiled model (what the runtime really uses).
+NUMERICS = (
+    "INFERENCE_PRECISION_HINT",
+    "KV_CACHE_PRECISION",
+    "KEY_CACHE_PRECISION",
+    "VALUE_CACHE_PRECISION",
+    "DYNAMIC_QUANTIZATION_GROUP_SIZE",
+    "EXECUTION_MODE_HINT",
+    "INFERENCE_NUM_THREADS",
+)
+
+
+def read_back(compiled: Any) -> dict[str, str]:
+    out = {}
+    for key in NUMERICS:
+        try:
+            value = compiled.get_property(key)
+        except Exception:  # a device may not report every property
+            continue
+        out[key] = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+    return out
+
+
 class OpenVINOGenAIRunner:
     def __init__(self, model_dir: Path, choice: DeviceChoice, properties: dict[str, Any]):
         import openvino_genai as ov_genai
@@ -65,6 +88,7 @@ class OpenVINOGenAIRunner:
         cfg = self.pipe.get_generation_config()
         self.eos = set(cfg.stop_token_ids) | ({cfg.eos_token_id} if cfg.eos_token_id >= 0 else set())
         self._request = None
+        self.effective: dict[str, str] = {}
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
         tok = self.pipe.get_tokenizer()
@@ -105,6 +129,7 @@ class OpenVINOGenAIRunner:
             compiled = ov.Core().compile_model(
                 self.model_dir / "openvino_model.xml", self.choice.device, self.properties
             )
+            self.effective = read_back(compiled)
             self._request = compiled.create_infer_request()
         req = self._request
         req.reset_state()

@@ -18,7 +18,6 @@ Same spec → byte-identical files (fixed seed, deterministic algorithms, fixed 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -29,36 +28,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline import cache, corpus
+from pipeline.sources.embedded_tokenizer import train_tokenizer
 
 log = logging.getLogger(__name__)
-
-# Phi-3's added tokens, in Phi-3's id order (32000..32010 in the real model).
-PHI3_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
-    ("<|endoftext|>", True),
-    ("<|assistant|>", True),
-    ("<|placeholder1|>", True),
-    ("<|placeholder2|>", True),
-    ("<|placeholder3|>", True),
-    ("<|placeholder4|>", True),
-    ("<|system|>", True),
-    ("<|end|>", True),
-    ("<|placeholder5|>", True),
-    ("<|placeholder6|>", True),
-    ("<|user|>", True),
-)
-
-# Phi-3-mini-4k-instruct's chat template (tokenizer_config.json of the pinned revision).
-PHI3_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + '<|end|>\n'}}"
-    "{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
-    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
-)
-
-BYTE_TOKENS = tuple(f"<0x{i:02X}>" for i in range(256))
-BASE_SPECIALS = ("<unk>", "<s>", "</s>")
 
 
 @dataclass(frozen=True)
@@ -70,8 +42,13 @@ class EmbeddedSpec:
     hidden_size: int = 256
     num_layers: int = 2
     num_heads: int = 4
+    num_kv_heads: int | None = None  # grouped-query attention when fewer than num_heads (Phi-4-mini: 8 of 24)
     intermediate_size: int = 768
     max_position_embeddings: int = 4096
+    partial_rotary_factor: float = 1.0  # Phi-4-mini: 0.75
+    tie_word_embeddings: bool = False  # Phi-4-mini: true
+    rope: str = "default"  # "longrope": Phi-3-128k / Phi-3.5 / Phi-4-mini's scaled rotary embeddings
+    original_max_position_embeddings: int | None = None  # LongRoPE switches factors past this length
     train_steps: int = 300
     batch_size: int = 16
     seq_len: int = 128
@@ -112,9 +89,10 @@ def fetch(entry, out_dir: Path) -> dict:
 
 def cache_key(spec: EmbeddedSpec) -> str:
     """Everything that determines the bytes: spec, this code, the corpus, and the toolkit versions."""
+    from pipeline.sources import embedded_tokenizer
     from pipeline.versions import fingerprint, tool_versions
 
-    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    code = hashlib.sha256(Path(__file__).read_bytes() + Path(embedded_tokenizer.__file__).read_bytes()).hexdigest()
     text = hashlib.sha256(b"".join(p.text.encode() for p in corpus.paragraphs())).hexdigest()
     tools = tool_versions(("torch", "transformers", "tokenizers", "safetensors"))
     return fingerprint({"spec": asdict(spec), "code": code, "corpus": text, "tools": tools})
@@ -142,126 +120,6 @@ def chat_sample(user: str, answer: str) -> str:
     return f"<|user|>\n{user}<|end|>\n<|assistant|>\n{answer}<|end|>\n<|endoftext|>"
 
 
-def train_tokenizer(spec: EmbeddedSpec, out_dir: Path) -> None:
-    """Train a byte-fallback BPE and save it in the classic Llama/Phi-3 ``tokenizer.json`` layout.
-
-    The layout is written by hand rather than by ``transformers.LlamaTokenizer``: transformers 5 rebuilds
-    Llama tokenizers with a ``Metaspace(prepend_scheme="first")`` pre-tokenizer, which does *not* put a
-    ``▁`` after special tokens, while Phi-3's own file (normalizer ``Prepend("▁")`` + ``Replace(" ", "▁")``)
-    does — and so do onnxruntime-genai's and OpenVINO's tokenizers. Measured on this model: the
-    Metaspace layout gave ORT GenAI different ids after ``<|user|>``; the classic layout gives identical ids
-    in transformers, openvino-tokenizers and onnxruntime-genai.
-    """
-    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
-
-    texts = [p.text for p in corpus.training_paragraphs()]
-    trainer_tok = Tokenizer(models.BPE(unk_token=None, byte_fallback=True))
-    trainer_tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
-    # Training only: learn merges the way SentencePiece does for Llama/Phi-3 — inside a word, a ▁ only at
-    # its start, letters never merged with digits or punctuation, digits one by one and without a ▁
-    # (Llama: " 2" → "▁", "2"). Merges that cross
-    # those boundaries would be honoured by transformers (whose tokenizer.json has no pre-tokenizer) but
-    # not by onnxruntime-genai's tokenizer, which splits there like SentencePiece (measured: "b)" and "in,").
-    trainer_tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"▁?\p{L}+|\p{N}|▁?[^\p{L}\p{N}▁]+|▁+"), behavior="isolated")
-    n_reserved = len(BASE_SPECIALS) + len(BYTE_TOKENS)
-    trainer = trainers.BpeTrainer(
-        vocab_size=spec.bpe_vocab_size - n_reserved,
-        min_frequency=2,
-        show_progress=False,
-        special_tokens=[],
-        limit_alphabet=200,
-    )
-    trainer_tok.train_from_iterator(texts, trainer=trainer)
-    learned = json.loads(trainer_tok.to_str())["model"]
-
-    vocab: dict[str, int] = {}
-    for tok in (*BASE_SPECIALS, *BYTE_TOKENS):  # Llama layout: <unk> <s> </s> <0x00>..<0xFF>
-        vocab[tok] = len(vocab)
-    for tok, _ in sorted(learned["vocab"].items(), key=lambda kv: kv[1]):
-        vocab.setdefault(tok, len(vocab))
-    merges = [m.split(" ") if isinstance(m, str) else list(m) for m in learned["merges"]]
-
-    def added(tok_id: int, content: str) -> dict:
-        return {
-            "id": tok_id,
-            "content": content,
-            "single_word": False,
-            "lstrip": False,
-            "rstrip": False,
-            "normalized": False,
-            "special": True,
-        }
-
-    added_tokens = [added(vocab[t], t) for t in BASE_SPECIALS]
-    added_tokens += [added(len(vocab) + i, t) for i, (t, _) in enumerate(PHI3_ADDED_TOKENS)]
-    tokenizer_json = {
-        "version": "1.0",
-        "truncation": None,
-        "padding": None,
-        "added_tokens": added_tokens,
-        "normalizer": {
-            "type": "Sequence",
-            "normalizers": [
-                {"type": "Prepend", "prepend": "▁"},
-                {"type": "Replace", "pattern": {"String": " "}, "content": "▁"},
-            ],
-        },
-        "pre_tokenizer": None,
-        "post_processor": {
-            "type": "TemplateProcessing",
-            "single": [{"Sequence": {"id": "A", "type_id": 0}}],
-            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-            "special_tokens": {},
-        },
-        "decoder": {
-            "type": "Sequence",
-            "decoders": [
-                {"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
-                {"type": "ByteFallback"},
-                {"type": "Fuse"},
-                {"type": "Strip", "content": " ", "start": 1, "stop": 0},
-            ],
-        },
-        "model": {
-            "type": "BPE",
-            "dropout": None,
-            "unk_token": "<unk>",
-            "continuing_subword_prefix": None,
-            "end_of_word_suffix": None,
-            "fuse_unk": True,
-            "byte_fallback": True,
-            "ignore_merges": False,
-            "vocab": vocab,
-            "merges": merges,
-        },
-    }
-    text = json.dumps(tokenizer_json, ensure_ascii=False, indent=2) + "\n"
-    Tokenizer.from_str(text)  # fail here, not in a runtime, if the layout is invalid
-    (out_dir / "tokenizer.json").write_text(text, encoding="utf-8")
-
-    tokenizer_config = {
-        "add_bos_token": False,
-        "add_eos_token": False,
-        "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added_tokens},
-        "bos_token": "<s>",
-        "chat_template": PHI3_CHAT_TEMPLATE,
-        "clean_up_tokenization_spaces": False,
-        "eos_token": "<|endoftext|>",
-        "legacy": False,
-        "model_max_length": spec.max_position_embeddings,
-        "pad_token": "<|endoftext|>",
-        "padding_side": "left",
-        "tokenizer_class": "LlamaTokenizer",
-        "unk_token": "<unk>",
-        "use_default_system_prompt": False,
-    }
-    (out_dir / "tokenizer_config.json").write_text(
-        json.dumps(tokenizer_config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
-    special_map = {"bos_token": "<s>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
-    (out_dir / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n", encoding="utf-8")
-
-
 def build(spec: EmbeddedSpec, out_dir: Path) -> None:
     """Write a complete HF model folder (config, safetensors, tokenizer, generation config)."""
     import torch
@@ -269,7 +127,7 @@ def build(spec: EmbeddedSpec, out_dir: Path) -> None:
 
     t0 = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_tokenizer(spec, out_dir)
+    train_tokenizer(spec.bpe_vocab_size, spec.max_position_embeddings, out_dir)
     tok = AutoTokenizer.from_pretrained(out_dir)
     n_tokens = len(tok)
     padded_vocab = int(math.ceil(n_tokens / 64) * 64)
@@ -283,16 +141,16 @@ def build(spec: EmbeddedSpec, out_dir: Path) -> None:
         intermediate_size=spec.intermediate_size,
         num_hidden_layers=spec.num_layers,
         num_attention_heads=spec.num_heads,
-        num_key_value_heads=spec.num_heads,
+        num_key_value_heads=spec.num_kv_heads or spec.num_heads,
         max_position_embeddings=spec.max_position_embeddings,
-        original_max_position_embeddings=spec.max_position_embeddings,
-        rope_theta=10000.0,
+        original_max_position_embeddings=spec.original_max_position_embeddings or spec.max_position_embeddings,
+        **rope_config(spec),
         rms_norm_eps=1e-5,
         hidden_act="silu",
         bos_token_id=tok.convert_tokens_to_ids("<s>"),
         eos_token_id=endoftext,
         pad_token_id=endoftext,
-        tie_word_embeddings=False,
+        tie_word_embeddings=spec.tie_word_embeddings,
         sliding_window=None,
         attention_dropout=0.0,
         resid_pdrop=0.0,
@@ -308,8 +166,8 @@ def build(spec: EmbeddedSpec, out_dir: Path) -> None:
     torch.use_deterministic_algorithms(True)
     try:
         model = Phi3ForCausalLM(config)
-        ids = _training_ids(tok)
-        _train(model, ids, spec, padded_vocab)
+        if spec.train_steps:  # 0: the random initial weights (near-tied logits, like an untrained checkpoint)
+            _train(model, _training_ids(tok), spec, padded_vocab)
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(prev_threads)
@@ -326,6 +184,37 @@ def build(spec: EmbeddedSpec, out_dir: Path) -> None:
     )
     model.save_pretrained(out_dir, safe_serialization=True)
     log.info("embedded model built in %.1f s", time.monotonic() - t0)
+
+
+def rope_config(spec: EmbeddedSpec) -> dict:
+    """Phi3Config's rotary arguments: plain RoPE (Phi-3-mini-4k) or LongRoPE as the 128k models ship it.
+
+    LongRoPE's factors divide the rotary frequencies: ``short_factor`` up to ``original_max_position_embeddings``
+    tokens, ``long_factor`` for a longer sequence (the whole sequence then). Like the real checkpoints the short
+    factors stay near 1 and the long ones grow towards the low frequencies (up to the context extension); the
+    attention scale follows from max/original positions as in transformers and the runtimes.
+    """
+    if spec.rope == "default":
+        if spec.partial_rotary_factor == 1.0:
+            return {"rope_theta": 10000.0}
+        return {"rope_parameters": {"rope_type": "default", "rope_theta": 10000.0,
+                                    "partial_rotary_factor": spec.partial_rotary_factor}}  # fmt: skip
+    head_dim = spec.hidden_size // spec.num_heads
+    n = int(head_dim * spec.partial_rotary_factor) // 2
+    scale = spec.max_position_embeddings / (spec.original_max_position_embeddings or spec.max_position_embeddings)
+    short = [round(1.0 + 0.02 * i / max(1, n - 1), 4) for i in range(n)]
+    long = [round(scale ** (i / max(1, n - 1)), 4) for i in range(n)]
+    return {
+        "rope_parameters": {
+            "rope_type": "longrope",
+            "type": "longrope",  # the key onnxruntime-genai's builder reads (Phi-3.5's config.json has it)
+            "rope_theta": 10000.0,
+            "short_factor": short,
+            "long_factor": long,
+            "original_max_position_embeddings": spec.original_max_position_embeddings,
+            "partial_rotary_factor": spec.partial_rotary_factor,
+        }
+    }
 
 
 def _training_ids(tok) -> list[int]:

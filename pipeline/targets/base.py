@@ -12,7 +12,7 @@ is the only one that reads them back (``runtime_properties``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -30,12 +30,27 @@ class StrictSettings(BaseModel):
 
 @dataclass(frozen=True)
 class ModelDims:
-    """The channel sizes that weight-quantization groups must divide."""
+    """What a model's shape means for the targets: the channel sizes quantization groups must divide, the
+    attention layout runtimes have kernels for, and the positions where RoPE changes behaviour."""
 
     hidden_size: int
     intermediate_size: int
     num_layers: int | None = None
     vocab_size: int | None = None
+    num_heads: int | None = None
+    num_kv_heads: int | None = None
+    partial_rotary_factor: float = 1.0
+    max_position_embeddings: int | None = None
+    original_max_position_embeddings: int | None = None
+    longrope: bool = False  # LongRoPE: other rotary factors once a sequence is longer than the original context
+
+    @property
+    def head_dim(self) -> int | None:
+        return self.hidden_size // self.num_heads if self.num_heads else None
+
+    @property
+    def rotary_dim(self) -> int | None:
+        return int(self.head_dim * self.partial_rotary_factor) if self.head_dim else None
 
     @property
     def input_channels(self) -> dict[str, int]:
@@ -48,11 +63,23 @@ class ModelDims:
     @classmethod
     def from_config(cls, config_path: Path) -> ModelDims:
         cfg = json.loads(config_path.read_text(encoding="utf-8"))
+        rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
+        rope_type = rope.get("rope_type") or rope.get("type")
+        heads = int(cfg.get("num_attention_heads", 0)) or None
         return cls(
             hidden_size=int(cfg["hidden_size"]),
             intermediate_size=int(cfg["intermediate_size"]),
             num_layers=int(cfg.get("num_hidden_layers", 0)) or None,
             vocab_size=int(cfg.get("vocab_size", 0)) or None,
+            num_heads=heads,
+            num_kv_heads=int(cfg.get("num_key_value_heads") or heads or 0) or None,
+            partial_rotary_factor=float(cfg.get("partial_rotary_factor") or rope.get("partial_rotary_factor") or 1.0),
+            max_position_embeddings=int(cfg.get("max_position_embeddings", 0)) or None,
+            original_max_position_embeddings=int(
+                cfg.get("original_max_position_embeddings") or rope.get("original_max_position_embeddings") or 0
+            )
+            or None,
+            longrope=rope_type in ("longrope", "su"),
         )
 
 
@@ -90,11 +117,11 @@ class BuildContext:
 class RuntimeOptions:
     """How a runtime is configured when an artifact is run for validation or a check (not a build setting).
 
-    ``cpu_precision`` is OpenVINO's ``INFERENCE_PRECISION_HINT`` on CPU ("default" = the runtime's own
-    choice); ``threads`` the CPU threads (None = physical cores); ``cache_root`` where compile caches go.
+    ``openvino``: OpenVINO properties for CPU/GPU (``validation.runtime.openvino``; empty = the runtime's own
+    defaults); ``threads``: CPU threads (None = physical cores); ``cache_root``: where compile caches go.
     """
 
-    cpu_precision: str = "f32"
+    openvino: dict[str, Any] = field(default_factory=dict)
     threads: int | None = None
     cache_root: Path | None = None
 
@@ -137,4 +164,12 @@ class TargetFamily(Protocol):
 
     def environment_checks(self, settings: Any) -> list[Check]:
         """What ``aipc doctor`` should say about this family's own environment (usually nothing)."""
+        ...
+
+    def long_context_edges(self, settings: Any) -> list[tuple[int, str]]:
+        """Lengths this family's artifacts must also be checked at (an NPU's static window), and why."""
+        ...
+
+    def max_context(self, settings: Any, artifact: Path, device: str) -> tuple[int, str] | None:
+        """The longest sequence the artifact takes on ``device``, and why (None: no limit of its own)."""
         ...

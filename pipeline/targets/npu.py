@@ -211,3 +211,15 @@ def runtime_properties(settings: Settings, artifact: Path, device: str, options:
 
 def environment_checks(settings: Settings) -> list[Check]:
     return []
+
+
+def long_context_edges(settings: Settings) -> list[tuple[int, str]]:
+    n = settings.npu.max_prompt_len
+    return [(n, "the NPU's static prompt window (MAX_PROMPT_LEN)"), (n + 1, "one past the NPU's prompt window")]
+
+
+def max_context(settings: Settings, artifact: Path, device: str) -> tuple[int, str] | None:
+    if device != "NPU":
+        return None
+    n = settings.npu.max_prompt_len
+    return n, f"MAX_PROMPT_LEN {n}: the NPU compiles static shapes"

@@ -59,6 +59,16 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
         problems += group_size_problems(
             "block_size", settings.block_size, dims, "use a block size that divides them (16/32/64/128)"
         )
+    if dims is not None and dims.rotary_dim and dims.head_dim:
+        half = dims.rotary_dim // 2
+        if half % 8 or half > dims.head_dim // 2:
+            where = "runs" if settings.execution_provider == "cpu" else "is validated here on"
+            problems.append(
+                f"execution_provider = {settings.execution_provider}: the model's rotary half-dimension is {half} "
+                f"(head_dim {dims.head_dim} × partial_rotary_factor {dims.partial_rotary_factor} / 2) and this "
+                f"target {where} ONNX Runtime's CPU GroupQueryAttention, which needs a multiple of 8 of at most "
+                "head_dim / 2 — disable this target for this model"
+            )
     return problems
 
 
@@ -153,3 +163,14 @@ def runtime_properties(settings: Settings, artifact: Path, device: str, options:
 
 def environment_checks(settings: Settings) -> list[Check]:
     return []
+
+
+def long_context_edges(settings: Settings) -> list[tuple[int, str]]:
+    return []
+
+
+def max_context(settings: Settings, artifact: Path, device: str) -> tuple[int, str] | None:
+    from pipeline.ort_builder.graph import GenAIConfig
+
+    n = GenAIConfig(artifact).context_length
+    return (n, f"context_length {n} in genai_config.json") if n else None

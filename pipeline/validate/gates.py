@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 from pipeline.params import Gates
-from pipeline.records import Quality, Speed
+from pipeline.records import LongContextResult, Quality, Speed
 
 # gate key → (metric section, metric key, comparison)
 CHECKS: dict[str, tuple[str, str, str]] = {
-    "exact_match_min": ("quality", "exact_match_rate", ">="),
+    "exact_match_min": ("quality", "exact_match_tie_tolerant", ">="),
     "teacher_forced_agreement_min": ("quality", "teacher_forced_agreement", ">="),
+    "kl_mean_max": ("quality", "kl_mean", "<="),
     "perplexity_increase_max": ("quality", "perplexity_increase", "<="),
     "similarity_min": ("quality", "similarity", ">="),
     "ms_per_token_max": ("speed", "tpot_ms_median", "<="),
 }
 
 
-def check(target: str, gates: Gates, quality: Quality, speed: Speed) -> list[str]:
+# long-context gate → (metric of each measured length, comparison); the worst length counts
+LONG_CHECKS: dict[str, tuple[str, str]] = {
+    "long_context_kl_max": ("kl_mean", "<="),
+    "long_context_agreement_min": ("agreement", ">="),
+}
+
+
+def check(
+    target: str, gates: Gates, quality: Quality, speed: Speed, long: list[LongContextResult] | None = None
+) -> list[str]:
     """One readable line per missed gate: target, metric, value, bound and the params key."""
     failures = []
     sections = {"quality": quality, "speed": speed}
@@ -32,6 +42,26 @@ def check(target: str, gates: Gates, quality: Quality, speed: Speed) -> list[str
         ok = value >= bound if op == ">=" else value <= bound
         if not ok:
             failures.append(f"{target}: {metric} = {value:.4g}, bound {op} {bound} (targets.{target}.gates.{key})")
+    for key, (metric, op) in LONG_CHECKS.items():
+        bound = getattr(gates, key)
+        if bound is None:
+            continue
+        measured = [r for r in long or [] if r.status == "measured" and getattr(r, metric) is not None]
+        if not measured:
+            failures.append(f"{target}: no long-context length was measured but targets.{target}.gates.{key} "
+                            f"requires {op} {bound}")  # fmt: skip
+            continue
+        worst = (
+            max(measured, key=lambda r: getattr(r, metric))
+            if op == "<="
+            else min(measured, key=lambda r: getattr(r, metric))
+        )
+        value = getattr(worst, metric)
+        if not (value <= bound if op == "<=" else value >= bound):
+            failures.append(
+                f"{target}: long-context {metric} = {value:.4g} at {worst.length} tokens, bound {op} {bound} "
+                f"(targets.{target}.gates.{key})"
+            )
     if gates.tokenizer_match:
         tm = quality.tokenizer_match_rate
         if tm is not None and tm < 1.0:

@@ -17,7 +17,7 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline import cache, fsutil, layout, progress, resources, versions
+from pipeline import cache, fsutil, layout, resources, versions
 from pipeline.errors import GateFailed, PipelineError
 from pipeline.fmt import num
 from pipeline.params import Params
@@ -25,6 +25,7 @@ from pipeline.records import (
     GateVerdict,
     GoldenOutput,
     Quality,
+    RuntimeRecord,
     Speed,
     TargetRecord,
     ValidatedArtifact,
@@ -32,7 +33,8 @@ from pipeline.records import (
     file_table,
 )
 from pipeline.records.reference import load_reference
-from pipeline.targets.base import RuntimeOptions
+from pipeline.targets.base import ModelDims, RuntimeOptions
+from pipeline.validate import checks, parity
 from pipeline.validate import gates as gate_checks
 from pipeline.validate import metrics as m
 
@@ -40,9 +42,11 @@ log = logging.getLogger(__name__)
 
 
 def runtime_options(params: Params, name: str) -> RuntimeOptions:
-    v = params.validation
+    r = params.validation.runtime
     return RuntimeOptions(
-        cpu_precision=v.openvino_cpu_precision, threads=v.threads, cache_root=cache.npu_compile_cache(name)
+        openvino=r.openvino.model_dump(exclude_none=True),
+        threads=r.threads,
+        cache_root=cache.npu_compile_cache(name),
     )
 
 
@@ -58,10 +62,11 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         raise PipelineError(f"{target_dir} is not a built artifact", fix=f"run `dvc repro build@{name}` first")
     family = params.family(name)
     settings = target.build
-    rows, heldout, ref_record = load_reference(layout.reference_dir(root))
+    ref_dir = layout.reference_dir(root)
+    rows, heldout, ref_record = load_reference(ref_dir)
+    dims = ModelDims.from_config(layout.source_dir(root) / "config.json")
     v = params.validation
 
-    from pipeline.runners.base import cut_at_eos
     from pipeline.runners.dispatch import open_runner
 
     eos = set(ref_record.eos_token_ids)
@@ -73,44 +78,27 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
 
         # 1. the artifact's own tokenizer + chat template
         token_matches = [runner.chat_ids([msg.model_dump() for msg in r.messages]) == r.input_ids for r in rows]
-
-        # 2. greedy generation from the reference's prompt ids, timed
-        outputs, stopped, ttfts, tpots, deterministic = [], [], [], [], True
-        if rows and v.warmup_runs:
-            for _ in range(v.warmup_runs):
-                runner.generate(rows[0].input_ids, v.max_new_tokens)
-        with progress.steps(f"{name}: generate", len(rows)) as step:
-            for r in rows:
-                runs = [runner.generate(r.input_ids, v.max_new_tokens) for _ in range(v.timed_runs)]
-                toks = [cut_at_eos(g.tokens, eos) for g in runs]
-                deterministic &= all(t == toks[0] for t in toks)
-                outputs.append(toks[0])
-                stopped.append(len(toks[0]) < len(runs[0].tokens))
-                ttfts += [g.ttft_ms for g in runs]
-                tpots += [g.tpot_ms for g in runs]
-                step(r.prompt[:30])
-
-        # 3. teacher forcing and held-out perplexity (full-sequence logits)
-        agree = total = 0
-        ppl = None
-        logits_note = None
+        # 2. greedy generation from the reference's prompt ids, timed; divergences classified
+        free = checks.free_running(name, runner, rows, eos, v)
+        # 3. teacher forcing, held-out perplexity and long context (full-sequence logits)
+        tf, ppl, logits_note, long = None, None, None, None
         try:
-            for r in rows:
-                seq = r.input_ids + r.output_ids
-                a, t = m.teacher_forced_agreement(runner.logits(seq), seq, len(r.input_ids))
-                agree, total = agree + a, total + t
-            ids = heldout.ids
-            tnll, count = m.nll(runner.logits(ids), ids)
+            tf = checks.teacher_forced(runner, rows, ref_dir, ref_record)
+            tnll, count = m.nll(runner.logits(heldout.ids), heldout.ids)
             ppl = m.perplexity(tnll, count)
         except NotImplementedError as exc:
             logits_note = str(exc)
+        if v.long_context.enabled:
+            long = checks.long_context_results(runner, family, settings, target_dir, ref_dir, ref_record, dims)
         choice = runner.choice
         load_seconds = runner.load_seconds
+        properties = {k: str(x) for k, x in runner.properties.items()}
+        effective = dict(runner.effective)
         runner.close()
 
     tokenizer = _decoder(target_dir)
-    texts = [tokenizer.decode(o, skip_special_tokens=True) for o in outputs]
-    pairs = [(r.output_ids, o) for r, o in zip(rows, outputs, strict=True)]
+    texts = [tokenizer.decode(o, skip_special_tokens=True) for o in free.outputs]
+    pairs = [(r.output_ids, o) for r, o in zip(rows, free.outputs, strict=True)]
     ref_ppl = heldout.perplexity
     similarity = None
     if v.similarity:
@@ -119,18 +107,28 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         if sim.available():
             sims = sim.cosine_pairs([r.text for r in rows], texts)
             similarity = sum(sims) / len(sims) if sims else None
-    tpot = m.med(tpots)
+    tpot = m.med(free.tpots)
+    kl_mean, kl_p99, kl_max = parity.spread(tf.kl if tf else [])
+    ties = sum(d.kind == "tie" for d in free.divergences)
     quality = Quality(
         exact_match_rate=m.exact_match_rate(pairs),
         first_divergence=[m.first_divergence(a, b) for a, b in pairs],
-        teacher_forced_agreement=agree / total if total else None,
-        teacher_forced_tokens=total,
+        teacher_forced_agreement=tf.agree / tf.total if tf and tf.total else None,
+        teacher_forced_tokens=tf.total if tf else 0,
         perplexity=ppl,
         reference_perplexity=ref_ppl,
         perplexity_increase=(ppl / ref_ppl - 1.0) if ppl is not None else None,
         similarity=similarity,
         tokenizer_match_rate=sum(token_matches) / len(token_matches) if token_matches else None,
-        deterministic_across_runs=deterministic,
+        deterministic_across_runs=free.deterministic,
+        exact_match_tie_tolerant=(len(rows) - len(free.divergences) + ties) / len(rows) if rows else None,
+        ties=ties,
+        tie_margin=v.tie_margin,
+        divergences=free.divergences,
+        kl_mean=kl_mean,
+        kl_p99=kl_p99,
+        kl_max=kl_max,
+        kl_tokens=len(tf.kl) if tf else 0,
     )
     if logits_note:
         quality.logits_unavailable = logits_note
@@ -147,7 +145,7 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         quality=quality,
         speed=Speed(
             load_seconds=round(load_seconds, 3),
-            ttft_ms_median=m.med(ttfts),
+            ttft_ms_median=m.med(free.ttfts),
             tpot_ms_median=tpot,
             tokens_per_second=1000.0 / tpot if tpot else None,
             peak_rss_bytes=peak.peak.rss,
@@ -164,24 +162,28 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         validated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         tools=versions.tool_versions(),
     )
-    failures = gate_checks.check(name, target.gates, quality, result.speed)
+    failures = gate_checks.check(name, target.gates, quality, result.speed, long)
     result.gates = GateVerdict(passed=not failures, failures=failures, bounds=target.gates.model_dump())
+    result.numerics = RuntimeRecord(properties=properties, effective=effective)
+    result.long_context = long
 
     GoldenOutput.write_all(
         out_dir,
         [
             GoldenOutput(prompt=r.prompt, messages=r.messages, input_ids=r.input_ids, output_ids=o, stopped=st,
                          max_new_tokens=v.max_new_tokens, text=t)
-            for r, o, st, t in zip(rows, outputs, stopped, texts, strict=True)
+            for r, o, st, t in zip(rows, free.outputs, free.stopped, texts, strict=True)
         ],
     )  # fmt: skip
     result.write(out_dir)
     log.info(
-        "%s on %s: exact %.2f, teacher-forced %s, ppl %s, %s ms/token",
+        "%s on %s: exact %.2f (%d at ties), teacher-forced %s, KL %s, ppl %s, %s ms/token",
         name,
         choice.label,
         quality.exact_match_rate,
+        ties,
         num(quality.teacher_forced_agreement),
+        num(kl_mean, 5),
         num(ppl),
         num(tpot),
     )

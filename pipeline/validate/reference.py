@@ -2,9 +2,12 @@
 
 Writes ``artifacts/reference/``:
 - ``outputs.jsonl`` — per prompt: the chat messages, the exact prompt ids (Phi-3's chat template via the
-  source tokenizer), the greedy continuation ids (cut at the first stop token) and its text;
+  source tokenizer), the greedy continuation ids (cut at the first stop token), its text, and the reference's
+  top-k log-probs at every generated step (how close each call was);
+- ``teacher_forced.npz`` — the full log-probs at every teacher-forced position of each prompt (KL);
 - ``heldout.json`` — the held-out text's ids and the reference's summed negative log-likelihood;
-- ``reference.json`` — what ran (device, dtype, timings, stop tokens, tool versions).
+- ``long_context/`` — one full-sequence run per LongRoPE regime on long held-out text (``long_context``);
+- ``reference.json`` — what ran (device, dtype, timings, stop tokens, lengths, tool versions).
 """
 
 from __future__ import annotations
@@ -14,11 +17,18 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import heldout, layout, progress, resources, versions
 from pipeline.params import Params
-from pipeline.records import ChatMessage, Heldout, ReferenceOutput, ReferenceRecord
+from pipeline.records import ChatMessage, Heldout, LongLength, LongRun, ReferenceOutput, ReferenceRecord
+from pipeline.targets.base import ModelDims
 from pipeline.textfiles import read_text_source
-from pipeline.validate import metrics
+from pipeline.validate import long_context, metrics
+from pipeline.validate.parity import log_softmax
+
+TEACHER_FORCED = "teacher_forced.npz"
+LONG_DIR = "long_context"
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,22 @@ def heldout_text(spec: str) -> str:
     return re.sub(r"[ \t]+", " ", text)
 
 
+def heldout_ids(tok, spec: str, n: int) -> list[int]:
+    """The first ``n`` tokens of the held-out text (cycled when a very long length asks for more)."""
+    text = heldout_text(spec)
+    ids: list[int] = []
+    while len(ids) < n:
+        # Tokenize only a prefix that surely holds enough tokens (no over-length warning, no wasted work).
+        ids += tok(text[: 16 * (n - len(ids))] + "\n\n", add_special_tokens=False, verbose=False)["input_ids"]
+    return ids[:n]
+
+
+def teacher_forced_positions(row: ReferenceOutput) -> tuple[list[int], int]:
+    """The sequence scored in teacher forcing (prompt + reference answer) and where the scored part starts:
+    the logits at ``start - 1 …`` predict each answer token."""
+    return row.input_ids + row.output_ids, len(row.input_ids)
+
+
 def reference_stage(params: Params, out_dir: Path, root: Path = layout.ARTIFACTS) -> ReferenceRecord:
     """Stage ``reference``: the checks before any work, then ``build_reference`` into ``out_dir``."""
     source = layout.require_source(root)
@@ -49,36 +75,47 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> Referenc
     from pipeline.runners.hf import TransformersRunner
 
     v = params.validation
-    runner = TransformersRunner(source_dir, threads=v.threads)
+    dims = ModelDims.from_config(source_dir / "config.json")
+    runner = TransformersRunner(source_dir, threads=v.runtime.threads)
     tok = runner.tokenizer
     rows = []
+    tf_logprobs: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     prompts = params.prompts()
     with progress.steps("reference generations", len(prompts)) as step:
-        for prompt in prompts:
+        for i, prompt in enumerate(prompts):
             messages = messages_for(params, prompt)
             ids = runner.chat_ids([m.model_dump() for m in messages])
-            gen = runner.generate(ids, v.max_new_tokens)
+            gen, top_ids, top_lps = runner.generate_scored(ids, v.max_new_tokens, v.top_k)
             out = cut_at_eos(gen.tokens, runner.eos)
-            rows.append(
-                ReferenceOutput(
-                    prompt=prompt,
-                    messages=messages,
-                    input_ids=ids,
-                    output_ids=out,
-                    stopped=len(out) < len(gen.tokens),
-                    text=tok.decode(out, skip_special_tokens=True),
-                    seconds=round(gen.seconds, 3),
-                )
+            row = ReferenceOutput(
+                prompt=prompt,
+                messages=messages,
+                input_ids=ids,
+                output_ids=out,
+                stopped=len(out) < len(gen.tokens),
+                text=tok.decode(out, skip_special_tokens=True),
+                seconds=round(gen.seconds, 3),
+                top_ids=top_ids,
+                top_logprobs=top_lps,
             )
+            rows.append(row)
+            seq, start = teacher_forced_positions(row)
+            tf_logprobs[f"p{i}"] = log_softmax(runner.logits(seq)[start - 1 : len(seq) - 1]).astype(np.float32)
             step(prompt[:30])
+    np.savez(out_dir / TEACHER_FORCED, **tf_logprobs)
     gen_seconds = time.perf_counter() - t0
 
-    text = heldout_text(v.heldout)
-    # Tokenize only a prefix that surely holds enough tokens (no over-length warning, no wasted work).
-    ids = tok(text[: 16 * v.heldout_max_tokens], add_special_tokens=False)["input_ids"][: v.heldout_max_tokens]
+    # Held-out perplexity within the model's original context (beyond it is the long-context check's job).
+    n_heldout = min(v.heldout_max_tokens, dims.original_max_position_embeddings or v.heldout_max_tokens)
+    ids = heldout_ids(tok, v.heldout, n_heldout)
     total, count = metrics.nll(runner.logits(ids), ids)
     heldout = Heldout(source=v.heldout, ids=ids, nll=total, count=count, perplexity=metrics.perplexity(total, count))
+
+    lengths, long_runs = [], []
+    if v.long_context.enabled:
+        lengths = long_context.model_lengths(dims, v.long_context)
+        long_runs = reference_long_runs(runner, dims, v, [n.length for n in lengths], out_dir)
     runner.close()
 
     ReferenceOutput.write_all(out_dir, rows)
@@ -96,7 +133,37 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> Referenc
         heldout_tokens=count,
         heldout_perplexity=heldout.perplexity,
         tools=versions.tool_versions(("torch", "transformers", "tokenizers")),
+        top_k=v.top_k,
+        teacher_forced=TEACHER_FORCED,
+        long_context_lengths=[LongLength(length=n.length, why=n.why) for n in lengths],
+        long_context=long_runs,
     )
     record.write(out_dir)
     log.info("reference: %d prompts in %.1f s, held-out perplexity %.3f", len(rows), gen_seconds, heldout.perplexity)
     return record
+
+
+def reference_long_runs(runner, dims: ModelDims, v, lengths: list[int], out_dir: Path) -> list[LongRun]:
+    """One full-sequence run per regime on the long held-out text (see ``long_context``)."""
+    runs = []
+    (out_dir / LONG_DIR).mkdir(exist_ok=True)
+    tok = runner.tokenizer
+    for regime, length in sorted(long_context.runs(dims, [long_context.Length(n, "") for n in lengths]).items()):
+        ids = heldout_ids(tok, v.heldout, length)
+        t0 = time.perf_counter()
+        logits = runner.logits(ids)
+        positions = long_context.sample_positions(length, v.long_context.kl_positions, lengths)
+        name = f"{LONG_DIR}/run-{length}.npz"
+        long_context.reference_run(logits, ids, positions, out_dir / name)
+        del logits
+        runs.append(
+            LongRun(
+                length=length,
+                regime=regime,
+                file=name,
+                kl_positions=int(positions.size),
+                seconds=round(time.perf_counter() - t0, 2),
+            )
+        )
+        log.info("reference: long-context run of %d tokens (%s) in %.1f s", length, regime, runs[-1].seconds)
+    return runs

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.sources import embedded
+from pipeline.sources import embedded, embedded_tokenizer
 from pipeline.sources.embedded import EmbeddedSpec
 
 
@@ -38,7 +38,7 @@ def test_it_is_a_phi3_with_phi3_tokens_and_template(embedded_dir: Path):
     tok = AutoTokenizer.from_pretrained(embedded_dir)
     for t in ("<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"):
         assert tok.convert_tokens_to_ids(t) != tok.unk_token_id
-    ids = [tok.convert_tokens_to_ids(t) for t, _ in embedded.PHI3_ADDED_TOKENS]
+    ids = [tok.convert_tokens_to_ids(t) for t, _ in embedded_tokenizer.PHI3_ADDED_TOKENS]
     assert ids == list(range(ids[0], ids[0] + 11))  # Phi-3's order, contiguous like 32000..32010
     text = tok.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True, tokenize=False)
     assert text == "<|user|>\nhi<|end|>\n<|assistant|>\n"

@@ -1,0 +1,144 @@
+"""The schema of ``params.yaml``: every knob of the pipeline, its default and why it exists.
+
+Reading params is the first thing every stage and CLI command does, and a bad value must stop the run
+*before any work*, with one line naming the key, the value and what is allowed (``ParamsError``). Knobs
+of a target family live in that family's ``Settings`` (``pipeline/targets/<family>.py``) so that adding
+a family stays one module; this file validates each target's ``build:`` block against its family.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError, create_model, model_validator
+
+from pipeline.errors import ParamsError
+from pipeline.params import messages
+from pipeline.params.base import Strict
+from pipeline.params.models import EmbeddedModel, HubModel, LocalModel, ModelEntry
+from pipeline.params.validation import Gates, Validation
+from pipeline.targets import FAMILIES, family_module
+from pipeline.targets.base import TargetFamily
+
+DEFAULT_PARAMS = Path("params.yaml")
+TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+__all__ = ["EmbeddedModel", "Gates", "HubModel", "LocalModel", "Params", "Validation", "load_params", "validate_params"]
+
+
+# --------------------------------------------------------------------------- targets
+
+
+class TargetCommon(Strict):
+    """What every target has besides its family's build settings."""
+
+    enabled: bool = True
+    description: str = ""
+    device: str = Field(
+        "auto",
+        description="Validation device: auto = the best device present for this artifact (a stand-in is labelled "
+        "as a proxy); an explicit device (CPU, GPU, NPU, DML) that is absent is an error, never a fallback.",
+    )
+    gates: Gates = Field(default_factory=Gates)
+
+
+def _target_model(family: str) -> type[TargetCommon]:
+    """``targets.<name>`` of one family: its ``build:`` block is that family's ``Settings``, validated once."""
+    settings = family_module(family).Settings
+    return create_model(
+        f"Target[{family}]",
+        __base__=TargetCommon,
+        family=(Literal[family], ...),  # type: ignore[valid-type]
+        build=(settings, Field(default_factory=dict, validate_default=True)),
+    )
+
+
+TARGET_MODELS: dict[str, type[TargetCommon]] = {family: _target_model(family) for family in FAMILIES}
+Target = Annotated[Union[tuple(TARGET_MODELS.values())], Field(discriminator="family")]  # noqa: UP007
+
+
+class Publish(Strict):
+    """Where validated artifacts go (``aipc publish``)."""
+
+    dvc_remote: str = Field("local", description="Name of the DVC remote to push to.")
+    hf_repo_prefix: str | None = Field(None, description="e.g. my-org/phi3-aipc → my-org/phi3-aipc-<target>.")
+    hf_private: bool = True
+
+
+class Params(Strict):
+    model: str = Field(..., description="Name of the entry under `models` to build from.")
+    models: dict[str, ModelEntry]
+    validation: Validation
+    targets: dict[str, Target]  # type: ignore[valid-type]
+    publish: Publish = Field(default_factory=Publish)
+
+    @model_validator(mode="after")
+    def _model_exists(self) -> Params:
+        if self.model not in self.models:
+            raise ValueError(
+                f"model = {self.model!r}: no such entry under `models` (allowed: {', '.join(self.models)})"
+            )
+        for name in self.targets:
+            if not TARGET_NAME.fullmatch(name):
+                raise ValueError(f"targets.{name}: target names are lowercase letters, digits and '-'")
+        return self
+
+    # -- helpers ----------------------------------------------------------------------------------
+    @property
+    def source(self) -> EmbeddedModel | HubModel | LocalModel:
+        return self.models[self.model]
+
+    def prompts(self) -> list[str]:
+        return list(self.source.prompts or self.validation.prompts)
+
+    def target(self, name: str) -> Any:
+        """``targets.<name>``: its family, settings (``.build``, the family's ``Settings``) and gates."""
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise ParamsError(
+                [f"params.yaml: targets.{name}: no such target (allowed: {', '.join(self.targets)})"]
+            ) from None
+
+    def family(self, name: str) -> TargetFamily:
+        return family_module(self.target(name).family)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS, *, check_model: bool = True) -> Params:
+    """Read and validate params.yaml; raise ``ParamsError`` with one line per problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError([f"{path}: not found — run from the project root (where params.yaml lives) or pass --params"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise ParamsError([f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    return validate_params(raw, source=str(path), check_model=check_model)
+
+
+def validate_params(raw: dict[str, Any], *, source: str = "params.yaml", check_model: bool = True) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError([f"{source}: the top level must be a mapping of keys"])
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ParamsError(messages.lines(exc, source, Params)) from None
+
+    lines: list[str] = []
+    if check_model:
+        dims = params.source.dims()
+        for name, target in params.targets.items():
+            if target.enabled:
+                for problem in family_module(target.family).preflight(target.build, dims):
+                    lines.append(f"{source}: targets.{name}.build.{problem}")
+    if lines:
+        raise ParamsError(lines)
+    return params

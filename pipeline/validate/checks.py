@@ -1,0 +1,142 @@
+"""The measurements one validation makes with an open runner, each against the reference's records.
+
+- ``free_running``: greedy answers from the reference's exact prompt ids, timed; each divergence classified
+  against the reference's own log-probs at that step (identical / tie / diverged);
+- ``teacher_forced``: the reference prefix fed at every step: top-1 agreement and KL(reference ‖ target)
+  from full distributions;
+- ``long_context``: the same on long held-out text at the lengths where artifacts break.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline import progress
+from pipeline.params import Validation
+from pipeline.records import Divergence, LongContextResult, ReferenceOutput, ReferenceRecord
+from pipeline.runners.base import Runner, cut_at_eos
+from pipeline.targets.base import ModelDims
+from pipeline.validate import long_context, parity
+from pipeline.validate import metrics as m
+
+
+@dataclass
+class FreeRunning:
+    outputs: list[list[int]] = field(default_factory=list)
+    stopped: list[bool] = field(default_factory=list)
+    ttfts: list[float | None] = field(default_factory=list)
+    tpots: list[float | None] = field(default_factory=list)
+    deterministic: bool = True
+    divergences: list[Divergence] = field(default_factory=list)
+
+
+def free_running(name: str, runner: Runner, rows: list[ReferenceOutput], eos: set[int], v: Validation) -> FreeRunning:
+    res = FreeRunning()
+    if rows and v.warmup_runs:
+        for _ in range(v.warmup_runs):
+            runner.generate(rows[0].input_ids, v.max_new_tokens)
+    with progress.steps(f"{name}: generate", len(rows)) as step:
+        for i, r in enumerate(rows):
+            runs = [runner.generate(r.input_ids, v.max_new_tokens) for _ in range(v.timed_runs)]
+            toks = [cut_at_eos(g.tokens, eos) for g in runs]
+            res.deterministic &= all(t == toks[0] for t in toks)
+            out = toks[0]
+            # ended by a stop token (some runtimes do not return it: then by stopping early)
+            stopped = len(out) < len(runs[0].tokens) or len(out) < v.max_new_tokens
+            res.outputs.append(out)
+            res.stopped.append(stopped)
+            res.ttfts += [g.ttft_ms for g in runs]
+            res.tpots += [g.tpot_ms for g in runs]
+            d = parity.classify(r.output_ids, r.stopped, out, stopped, r.top_ids, r.top_logprobs, eos, v.tie_margin)
+            if d is not None:
+                res.divergences.append(Divergence(prompt=i, **vars(d)))
+            step(r.prompt[:30])
+    return res
+
+
+@dataclass
+class TeacherForced:
+    agree: int = 0
+    total: int = 0
+    kl: list[float] = field(default_factory=list)
+
+
+def teacher_forced(runner: Runner, rows: list[ReferenceOutput], ref_dir: Path, ref: ReferenceRecord) -> TeacherForced:
+    """Raises NotImplementedError when the runtime cannot give full-sequence logits (NPU)."""
+    res = TeacherForced()
+    full = np.load(ref_dir / ref.teacher_forced)
+    for i, r in enumerate(rows):
+        seq = r.input_ids + r.output_ids
+        logits = runner.logits(seq)
+        a, t = m.teacher_forced_agreement(logits, seq, len(r.input_ids))
+        res.agree, res.total = res.agree + a, res.total + t
+        scored = logits[len(r.input_ids) - 1 : len(seq) - 1]
+        res.kl += parity.kl_per_position(full[f"p{i}"], scored).tolist()
+    return res
+
+
+def long_context_results(
+    runner: Runner,
+    family: Any,
+    settings: Any,
+    artifact: Path,
+    ref_dir: Path,
+    ref: ReferenceRecord,
+    dims: ModelDims,
+) -> list[LongContextResult]:
+    """Every model-derived length and the family's own edges, each measured or said why not.
+
+    Within one regime a causal model's logits at a position do not depend on later tokens (in the target as
+    in the reference), so the target runs once per regime, at the longest length it takes, and each shorter
+    length of that regime is read from the prefix of that pass: half the cost when both sides of a plain-RoPE
+    context edge are checked."""
+    wanted = {n.length: n.why for n in ref.long_context_lengths}
+    for length, why in family.long_context_edges(settings):
+        wanted.setdefault(length, why)
+    limit = family.max_context(settings, artifact, runner.choice.device)
+    results = {
+        n: LongContextResult(length=n, why=wanted[n], regime=long_context.regime(dims, n), status="not taken")
+        for n in sorted(wanted)
+    }
+    by_run: dict[str, list[int]] = {}
+    for n, res in results.items():
+        run = long_context.covering_run(ref.long_context, dims, n)
+        if ref.long_context_unavailable:
+            res.reason = ref.long_context_unavailable
+        elif run is None:
+            res.reason = (
+                f"no reference run covers {n} tokens ({res.regime}); add {n} to validation.long_context.lengths"
+            )
+        elif limit is not None and n > limit[0]:
+            res.reason = f"longer than {limit[1]}"
+        else:
+            by_run.setdefault(run.file, []).append(n)
+    for file, lengths in by_run.items():
+        run = next(x for x in ref.long_context if x.file == file)
+        longest = max(lengths)
+        ids = np.load(ref_dir / run.file)["ids"][:longest].tolist()
+        t0 = time.perf_counter()
+        try:
+            logits = runner.logits(ids)
+        except NotImplementedError as exc:
+            for n in lengths:
+                results[n].reason = str(exc)
+            continue
+        seconds = round(time.perf_counter() - t0, 2)
+        for n in lengths:
+            cmp = long_context.compare(run, ref_dir, n, logits[:n])
+            res = results[n]
+            res.status, res.agreement, res.nll_delta, res.seconds = "measured", cmp.agreement, cmp.nll_delta, seconds
+            res.kl_mean, res.kl_p99, res.kl_max, res.kl_positions = (
+                cmp.kl_mean,
+                cmp.kl_p99,
+                cmp.kl_max,
+                cmp.kl_positions,
+            )
+        del logits
+    return list(results.values())

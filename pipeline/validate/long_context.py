@@ -1,0 +1,127 @@
+"""Long-context parity: teacher-forced comparison on long held-out text, at the lengths where artifacts break.
+
+Phi-3 artifacts most often break in the field at long context: LongRoPE switches its rotary factors once a
+sequence is longer than ``original_max_position_embeddings`` (optimum-intel and onnxruntime-genai both had
+bugs exactly there), a 4k model meets the edge of its context at 4096/4097, and an NPU compiles a static
+prompt window (``MAX_PROMPT_LEN``). So the lengths come from the model's config, on both sides of each edge.
+
+Every run is one full-sequence forward pass, in the reference and in the target alike: LongRoPE picks its
+factors from the length of the sequence in that pass, so a chunked pass would compute something else. Within
+one "regime" (all lengths up to the switch, or all lengths past it) a causal model's logits at a position do
+not depend on later tokens, so the reference computes one run per regime, as long as its longest length, and
+each length is compared with a prefix of it. The reference keeps, per run, the top-1 and the NLL of the next
+token at every position and the full distribution at ``kl_positions`` positions spread over the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.params.validation import LongContext
+from pipeline.records import LongRun
+from pipeline.targets.base import ModelDims
+from pipeline.validate.parity import kl_per_position, log_softmax, spread
+
+
+@dataclass(frozen=True)
+class Length:
+    length: int
+    why: str
+
+
+def model_lengths(dims: ModelDims, settings: LongContext) -> list[Length]:
+    """The lengths to check for this model (or the ones params.yaml names)."""
+    if settings.lengths != "auto":
+        return [Length(n, "validation.long_context.lengths") for n in sorted(set(settings.lengths))]
+    if dims.longrope and dims.original_max_position_embeddings:
+        edge = dims.original_max_position_embeddings
+        return [
+            Length(edge, "LongRoPE's last length on the short factors (original_max_position_embeddings)"),
+            Length(edge + 1, "LongRoPE's first length on the long factors"),
+        ]
+    edge = dims.max_position_embeddings or 4096
+    return [Length(edge, "the context edge (max_position_embeddings)"), Length(edge + 1, "one past the context edge")]
+
+
+def regime(dims: ModelDims, length: int) -> str:
+    if dims.longrope and dims.original_max_position_embeddings:
+        return "long factors" if length > dims.original_max_position_embeddings else "short factors"
+    return "rope"
+
+
+def runs(dims: ModelDims, lengths: list[Length]) -> dict[str, int]:
+    """regime → the length of the one reference run that covers every requested length in it."""
+    out: dict[str, int] = {}
+    for n in lengths:
+        r = regime(dims, n.length)
+        out[r] = max(out.get(r, 0), n.length)
+    return out
+
+
+def sample_positions(run_length: int, k: int, edges: list[int]) -> np.ndarray:
+    """Positions (predicting the next token) spread evenly over the run, plus both sides of every edge."""
+    last = run_length - 2
+    picks = set(np.linspace(0, last, num=min(k, last + 1)).round().astype(int).tolist())
+    for e in edges:
+        picks |= {p for p in (e - 2, e - 1) if 0 <= p <= last}
+    return np.array(sorted(picks), dtype=np.int64)
+
+
+def top1_and_nll(logits: np.ndarray, ids: np.ndarray, chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Argmax and next-token NLL at every position predicting a next token, a chunk of rows at a time (a full
+    float64 copy of a 4k × 32k logits matrix would be 1 GB)."""
+    n = len(ids) - 1
+    top1, nll = np.empty(n, dtype=np.int64), np.empty(n, dtype=np.float64)
+    for a in range(0, n, chunk):
+        lp = log_softmax(logits[a : min(n, a + chunk)])
+        top1[a : a + len(lp)] = lp.argmax(axis=-1)
+        nll[a : a + len(lp)] = -lp[np.arange(len(lp)), ids[a + 1 : a + 1 + len(lp)]]
+    return top1, nll
+
+
+def reference_run(logits: np.ndarray, ids: list[int], positions: np.ndarray, path: Path) -> None:
+    """Keep what the targets are compared with: top-1 and next-token NLL everywhere, full log-probs at
+    ``positions``. Written as one ``.npz`` per run."""
+    arr = np.asarray(ids, dtype=np.int64)
+    top1, nll = top1_and_nll(logits, arr)
+    np.savez(
+        path,
+        ids=arr,
+        top1=top1,
+        nll=nll,
+        positions=positions,
+        logprobs=log_softmax(logits[positions]).astype(np.float32),
+    )
+
+
+@dataclass
+class Comparison:
+    agreement: float
+    kl_mean: float | None
+    kl_p99: float | None
+    kl_max: float | None
+    kl_positions: int
+    nll_delta: float
+
+
+def compare(run: LongRun, ref_dir: Path, length: int, target_logits: np.ndarray) -> Comparison:
+    """The target's logits for the first ``length`` tokens against the prefix of the reference's run."""
+    data = np.load(ref_dir / run.file)
+    n = length - 1  # positions that predict a next token
+    top1, nll = top1_and_nll(target_logits[:length], data["ids"][:length])
+    agreement = float((top1 == data["top1"][:n]).mean())
+    nll_delta = float(nll.mean() - data["nll"][:n].mean())
+    keep = data["positions"] < n
+    pos = data["positions"][keep]
+    kl = kl_per_position(data["logprobs"][keep], target_logits[pos]) if pos.size else np.array([])
+    mean, p99, mx = spread(kl)
+    return Comparison(agreement, mean, p99, mx, int(pos.size), nll_delta)
+
+
+def covering_run(runs_: list[LongRun], dims: ModelDims, length: int) -> LongRun | None:
+    """The reference run whose prefix stands for ``length`` tokens (same regime, long enough), if any."""
+    r = regime(dims, length)
+    return next((x for x in runs_ if x.regime == r and x.length >= length), None)

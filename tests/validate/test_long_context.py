@@ -1,0 +1,82 @@
+"""Long-context parity: lengths from the model's config, and a wrong RoPE caught where short prompts pass."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from pipeline import layout
+from pipeline.params.validation import LongContext
+from pipeline.targets.base import ModelDims
+from pipeline.validate import long_context
+
+PLAIN_4K = ModelDims(3072, 8192, num_heads=32, max_position_embeddings=4096, original_max_position_embeddings=4096)
+LONGROPE = ModelDims(3072, 8192, num_heads=32, max_position_embeddings=131072, original_max_position_embeddings=4096,
+                     longrope=True)  # fmt: skip
+
+
+def test_lengths_come_from_the_config():
+    assert [n.length for n in long_context.model_lengths(PLAIN_4K, LongContext())] == [4096, 4097]
+    assert [n.length for n in long_context.model_lengths(LONGROPE, LongContext())] == [4096, 4097]
+    assert long_context.regime(LONGROPE, 4096) != long_context.regime(LONGROPE, 4097)
+    assert long_context.regime(PLAIN_4K, 4096) == long_context.regime(PLAIN_4K, 4097)
+    assert long_context.runs(LONGROPE, long_context.model_lengths(LONGROPE, LongContext())) == {
+        "short factors": 4096,
+        "long factors": 4097,
+    }
+    override = long_context.model_lengths(PLAIN_4K, LongContext(lengths=[512, 1024]))
+    assert [(n.length, n.why) for n in override] == [(512, "validation.long_context.lengths"),
+                                                     (1024, "validation.long_context.lengths")]  # fmt: skip
+
+
+def test_positions_cover_both_sides_of_every_edge():
+    pos = long_context.sample_positions(4097, 64, [4096, 4097, 1024])
+    assert len(pos) <= 64 + 6 and pos.max() == 4095
+    assert {1022, 1023, 4094, 4095} <= set(pos.tolist())
+
+
+@pytest.fixture(scope="module")
+def longrope(variant):
+    return variant("embedded-longrope")
+
+
+def _validate(params, name, root, tmp_path):
+    from pipeline.validate.harness import validate_target
+
+    out = tmp_path / name
+    out.mkdir(parents=True)
+    return validate_target(params, name, out, root)
+
+
+def test_a_wrong_rope_is_caught_by_long_context_and_not_by_the_short_prompts(longrope, build, tmp_path):
+    """The mutation the check exists for: an FP16 IR built from a copy of the source whose config drops
+    LongRoPE's long factors (long_factor := short_factor), validated against the correct reference."""
+    params, good_root = longrope
+    build("ov-fp16", params, good_root)
+    good = _validate(params, "ov-fp16", good_root, tmp_path / "good")
+    assert good.passed, good.failures()
+
+    root = tmp_path / "mutated"
+    shutil.copytree(layout.source_dir(good_root), layout.source_dir(root))
+    shutil.copytree(layout.reference_dir(good_root), layout.reference_dir(root))
+    cfg_path = layout.source_dir(root) / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    rope = cfg.get("rope_parameters") or cfg["rope_scaling"]
+    rope["long_factor"] = rope["short_factor"]
+    cfg_path.write_text(json.dumps(cfg))
+    from pipeline.openvino_ir.export import export_fp_ir
+
+    layout.ov_ir_dir(root).mkdir(parents=True)
+    export_fp_ir(layout.source_dir(root), layout.ov_ir_dir(root))
+    build("ov-fp16", params, root)
+    bad = _validate(params, "ov-fp16", root, tmp_path / "bad")
+
+    q = bad.quality
+    assert q.exact_match_tie_tolerant == 1.0 and q.teacher_forced_agreement == 1.0 and q.kl_mean < 1e-6
+    assert abs(q.perplexity_increase) < 1e-3  # the short metrics all pass ...
+    by_len = {x.length: x for x in bad.long_context}
+    short, long_ = (by_len[n] for n in sorted(by_len)[:2])
+    assert short.kl_mean < 1e-6 and long_.kl_mean > 0.1  # ... and past the switch the parity breaks
+    assert not bad.passed and all("long-context" in f for f in bad.failures()), bad.failures()
