@@ -8,6 +8,7 @@ reads params.yaml from the current folder unless told otherwise, and turns known
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 from rich.console import Console
@@ -16,7 +17,8 @@ from rich.table import Table
 from pipeline.console import run_main
 from pipeline.npu_lib.cli import npu_lib_env_command
 
-console = Console()
+# Tables stay readable in CI logs and pipes, where rich would otherwise squeeze them into 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=220)
 STATUS_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
 
 params_option = click.option(

@@ -1,4 +1,13 @@
-"""The reference: the source model in transformers, fp32, on CPU."""
+"""The reference: the source model in transformers, computed in fp32, on CPU.
+
+Phi checkpoints ship bf16 weights. Loading them as fp32 holds an fp32 copy of every weight (15 GB for
+Phi-3-mini, 20 GiB peak with the file mapping). Instead the weights stay in their 16-bit dtype and every
+computation is fp32: each Linear up-casts its own weight the moment it is used (a transient copy of one
+matrix), the embedding rows are up-cast as they are looked up, and from there every activation, norm,
+rotary table, attention score and logit is fp32 exactly as in an fp32 load. Up-casting bf16/fp16 to fp32 is
+exact, so the logits are the same bits as the fp32 load's (``tests/validate/test_reference.py`` compares
+them); the price is re-reading the 16-bit weights on every forward pass.
+"""
 
 from __future__ import annotations
 
@@ -19,14 +28,15 @@ class TransformersRunner:
             torch.set_num_threads(threads)
         t0 = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            model_dir, dtype=torch.float32, trust_remote_code=False
-        ).eval()
+        stored = checkpoint_dtype(Path(model_dir))
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=stored, trust_remote_code=False).eval()
+        if stored != torch.float32:
+            compute_in_fp32(self.model)
         self.load_seconds = time.perf_counter() - t0
         self.choice = DeviceChoice(
             device="CPU", intended="CPU", details={"dtype": "float32", "runtime": "transformers"}
         )
-        self.properties: dict = {"dtype": "float32"}
+        self.properties: dict = {"dtype": "float32", "weights_held_as": str(stored).removeprefix("torch.")}
         self.effective = {"threads": str(torch.get_num_threads())}
         gen = self.model.generation_config.eos_token_id
         self.eos = set(gen if isinstance(gen, list) else [gen]) if gen is not None else set()
@@ -77,3 +87,35 @@ class TransformersRunner:
 
     def close(self) -> None:
         del self.model
+
+
+def checkpoint_dtype(model_dir: Path):
+    """The dtype the weights are stored in (config.json's dtype / torch_dtype; fp32 when it says nothing)."""
+    import json
+
+    import torch
+
+    cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    name = cfg.get("dtype") or cfg.get("torch_dtype") or "float32"
+    dtype = getattr(torch, str(name), torch.float32)
+    return dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
+
+
+def compute_in_fp32(model) -> None:
+    """Make a model loaded with 16-bit weights compute exactly as if it had been loaded in fp32."""
+    import torch
+    import torch.nn.functional as F
+
+    def linear_fp32(self, x):
+        bias = None if self.bias is None else self.bias.float()
+        return F.linear(x, self.weight.float(), bias)
+
+    def embedding_fp32(self, ids):
+        return F.embedding(ids, self.weight, self.padding_idx).float()
+
+    # Norm weights multiply fp32 activations (fp32 by type promotion); RoPE's frequencies are fp32 buffers.
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            module.forward = linear_fp32.__get__(module)
+        elif isinstance(module, torch.nn.Embedding):
+            module.forward = embedding_fp32.__get__(module)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from pipeline import layout
 from pipeline.records.reference import load_reference
@@ -33,3 +34,23 @@ def test_reference_keeps_how_close_every_call_was(artifacts_root, default_params
         probs = np.exp(tf[f"p{i}"])
         assert tf[f"p{i}"].shape[0] == len(r.output_ids) and np.allclose(probs.sum(-1), 1.0, atol=1e-4)
     assert isinstance(record, ReferenceRecord) and record.long_context and record.long_context_lengths
+
+
+@pytest.mark.parametrize("model", ["embedded", "embedded-phi4-mini"])
+def test_bf16_weights_computed_in_fp32_give_the_fp32_load_bit_for_bit(model, variant, embedded_dir):
+    """The reference holds the checkpoint's bf16 weights and computes in fp32 (a fraction of the RAM): the
+    logits must be the fp32 load's, bit for bit — on the plain shape and on tied embeddings + partial rotary +
+    LongRoPE, past the factor switch."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipeline.runners.hf import TransformersRunner
+
+    src = embedded_dir if model == "embedded" else layout.source_dir(variant(model)[1])
+    ids = list(range(300, 600))  # 300 tokens: past the variant's LongRoPE switch at 256
+    fp32 = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
+    with torch.no_grad():
+        expected = fp32(torch.tensor([ids])).logits[0].numpy()
+    runner = TransformersRunner(src)
+    assert runner.model.dtype == torch.bfloat16  # the weights stay as stored
+    assert np.array_equal(runner.logits(ids), expected)
