@@ -68,3 +68,27 @@ def test_bad_params_fail_repro_before_any_work(project):
     assert "targets.ov-int4.build.ratio = 1.7" in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
     assert not (project / "artifacts/source").exists()
+
+
+def test_one_copy_of_each_artifact_and_the_users_folder_stays_writable(project, embedded_dir, tmp_path):
+    """DVC 3.67 on ext4: with cache.type hardlink the cache and the workspace share each output's bytes and
+    the files are read-only (an edit cannot corrupt the cache); the source is hard-linked from the user's
+    own folder and kept out of DVC's cache, so that folder is neither copied nor made read-only."""
+    import stat
+
+    mine = tmp_path / "my-model"
+    shutil.copytree(embedded_dir, mine)
+    params = project / "params.yaml"
+    text = params.read_text().replace("model: embedded\n", "model: mine\n", 1)
+    params.write_text(text.replace("models:\n", f"models:\n  mine:\n    kind: local\n    path: {mine}\n", 1))
+    proc = dvc(["repro", "build@ov-fp16"], project)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+    weights = project / "artifacts/source/model.safetensors"
+    assert weights.stat().st_ino == (mine / "model.safetensors").stat().st_ino  # no second copy of the source
+    assert (mine / "model.safetensors").stat().st_mode & stat.S_IWUSR  # the user's file is still writable
+    size = weights.stat().st_size
+    cached = [p for p in (project / ".dvc/cache").rglob("*") if p.is_file() and p.stat().st_size == size]
+    assert not [p for p in cached if p.read_bytes() == weights.read_bytes()]  # nor is it in DVC's cache
+    ir = project / "artifacts/targets/ov-fp16/openvino_model.bin"
+    assert ir.stat().st_nlink == 2 and not ir.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH)

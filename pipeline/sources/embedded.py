@@ -64,7 +64,7 @@ def spec_from_params(entry) -> EmbeddedSpec:
 
 def fetch(entry, out_dir: Path) -> dict:
     """Build the embedded model into ``out_dir`` (or copy it from the build cache) and describe it."""
-    from pipeline.fsutil import sha256_file
+    from pipeline.fsutil import link_or_copy, sha256_file
 
     spec = spec_from_params(entry)
     key = cache_key(spec)
@@ -72,7 +72,7 @@ def fetch(entry, out_dir: Path) -> dict:
     if (cached / "model.safetensors").is_file():
         log.info("embedded model %s from the build cache (%s)", key, cached)
         for f in sorted(cached.iterdir()):
-            shutil.copyfile(f, out_dir / f.name)
+            link_or_copy(f, out_dir / f.name)
     else:
         build(spec, out_dir)
         _store(out_dir, cached)
