@@ -134,7 +134,7 @@ def card_view(m: Manifest) -> CardView:
             ("answer similarity (MiniLM cosine)", num(q.similarity if q else None)),
             ("own tokenizer + chat template give the reference ids", pct(q.tokenizer_match_rate if q else None)),
             ("time to first token (median)", f"{num(s.ttft_ms_median if s else None, 2)} ms"),
-            ("time per output token (median)", f"{num(s.tpot_ms_median if s else None, 2)} ms"),
+            ("time per output token (median; p10–p90)", _tpot(s)),
             ("size on disk", f"{(s.size_bytes if s else 0) / 1e6:.1f} MB"),
         ],
         long_context=[
@@ -154,6 +154,14 @@ def card_view(m: Manifest) -> CardView:
         toolkits=", ".join(f"{k} {val}" for k, val in sorted(m.tools.build.items())),
         fingerprint=m.fingerprint or "",
     )
+
+
+def _tpot(s) -> str:
+    text = f"{num(s.tpot_ms_median if s else None, 2)} ms"
+    if s and s.tpot_ms_p10_p90:
+        lo, hi = s.tpot_ms_p10_p90
+        text += f" ({num(lo, 2)}–{num(hi, 2)} ms over {s.timed_tokens} tokens)"
+    return text
 
 
 def render_card(manifest: Manifest) -> str:

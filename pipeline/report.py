@@ -197,6 +197,12 @@ def _long(r: ValidationResult) -> str:
     return text + (f"; {skipped} not taken" if skipped else "")
 
 
+def _spread(median: float | None, p10_p90: list[float] | None) -> str:
+    if not p10_p90:
+        return num(median, 3)
+    return f"{num(median, 3)} ({num(p10_p90[0], 3)}–{num(p10_p90[1], 3)})"
+
+
 COLUMNS: tuple[Column, ...] = (
     Column("device", "device that ran it", None, lambda r: str(r.device_label)),
     Column("gates", "gates", "gates", lambda r: "pass" if r.passed else "FAIL"),
@@ -208,7 +214,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("sim", "answer similarity", "sim", lambda r: num(r.quality.similarity, 3)),
     Column("tok", "tokenizer ids match", "tok ids", lambda r: pct(r.quality.tokenizer_match_rate)),
     Column("ttft", "TTFT ms", "TTFT ms", lambda r: num(r.speed.ttft_ms_median, 2)),
-    Column("tpot", "ms/token", "ms/tok", lambda r: num(r.speed.tpot_ms_median, 3)),
+    Column("tpot", "ms/token (p10–p90)", "ms/tok", lambda r: _spread(r.speed.tpot_ms_median, r.speed.tpot_ms_p10_p90)),
     Column("size", "size MB", "MB", lambda r: num(r.speed.size_bytes / 1e6, 2)),
     Column("rss", "peak RSS MB", None, lambda r: num(r.speed.peak_rss_bytes / 1e6, 0)),
 )

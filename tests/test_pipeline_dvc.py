@@ -66,7 +66,7 @@ def test_changing_one_target_reruns_only_that_target(project):
 
 
 def test_changing_a_validation_knob_reruns_only_validation(project):
-    with edited_params(project, "  timed_runs: 3\n", "  timed_runs: 2\n"):
+    with edited_params(project, "  timed_runs: 1\n", "  timed_runs: 2\n"):
         proc = dvc(["repro"], project)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         ran = stages_run(proc)

@@ -97,8 +97,10 @@ class Validation(Strict):
     prompts: list[str] = Field(..., min_length=1, description="User messages, rendered with the model's chat template.")
     system_prompt: str | None = None
     max_new_tokens: int = Field(32, ge=1, le=1024)
-    warmup_runs: int = Field(1, ge=0, le=10)
-    timed_runs: int = Field(3, ge=1, le=50)
+    warmup_runs: int = Field(1, ge=0, le=10, description="Untimed runs of the first prompt (also checks determinism).")
+    timed_runs: int = Field(
+        1, ge=1, le=50, description="Timed runs per prompt; the time per token is the median over every token."
+    )
     heldout: str = Field("corpus", description="'corpus' (the shipped held-out paragraphs) or a path to a text file.")
     heldout_max_tokens: int = Field(
         512, ge=16, le=8192, description="Capped at the model's original context (beyond it is long_context's job)."

@@ -75,6 +75,9 @@ class Speed(Model):
     size_bytes: int
     timed_runs: int
     warmup_runs: int
+    ttft_ms_p10_p90: list[float] | None = None
+    tpot_ms_p10_p90: list[float] | None = None
+    timed_tokens: int | None = None  # output tokens the time per token is the median of
 
 
 class ValidatedArtifact(Model):

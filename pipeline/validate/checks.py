@@ -29,29 +29,39 @@ from pipeline.validate import metrics as m
 class FreeRunning:
     outputs: list[list[int]] = field(default_factory=list)
     stopped: list[bool] = field(default_factory=list)
-    ttfts: list[float | None] = field(default_factory=list)
-    tpots: list[float | None] = field(default_factory=list)
+    ttfts: list[float] = field(default_factory=list)  # one per timed run
+    steps: list[float] = field(default_factory=list)  # every output token after the first, every timed run
+    tpots: list[float] = field(default_factory=list)  # per-run means, where a runtime gives no per-token times
     deterministic: bool = True
     divergences: list[Divergence] = field(default_factory=list)
 
 
 def free_running(name: str, runner: Runner, rows: list[ReferenceOutput], eos: set[int], v: Validation) -> FreeRunning:
+    """Each prompt generated ``timed_runs`` times (default once), timed token by token, after ``warmup_runs``
+    untimed runs of the first prompt. The warm-up's answer is kept: it must equal the first timed answer
+    (determinism across runs). Speed comes from every output token of every timed run — a spread of a few
+    hundred samples — instead of repeating every prompt."""
     res = FreeRunning()
-    if rows and v.warmup_runs:
-        for _ in range(v.warmup_runs):
-            runner.generate(rows[0].input_ids, v.max_new_tokens)
+    warm = [runner.generate(rows[0].input_ids, v.max_new_tokens).tokens for _ in range(v.warmup_runs)] if rows else []
     with progress.steps(f"{name}: generate", len(rows)) as step:
         for i, r in enumerate(rows):
             runs = [runner.generate(r.input_ids, v.max_new_tokens) for _ in range(v.timed_runs)]
             toks = [cut_at_eos(g.tokens, eos) for g in runs]
+            if i == 0:
+                toks += [cut_at_eos(t, eos) for t in warm]
             res.deterministic &= all(t == toks[0] for t in toks)
             out = toks[0]
             # ended by a stop token (some runtimes do not return it: then by stopping early)
             stopped = len(out) < len(runs[0].tokens) or len(out) < v.max_new_tokens
             res.outputs.append(out)
             res.stopped.append(stopped)
-            res.ttfts += [g.ttft_ms for g in runs]
-            res.tpots += [g.tpot_ms for g in runs]
+            for g in runs:
+                if g.ttft_ms is not None:
+                    res.ttfts.append(g.ttft_ms)
+                if g.step_ms:
+                    res.steps += g.step_ms
+                elif g.tpot_ms is not None:
+                    res.tpots.append(g.tpot_ms)
             d = parity.classify(r.output_ids, r.stopped, out, stopped, r.top_ids, r.top_logprobs, eos, v.tie_margin)
             if d is not None:
                 res.divergences.append(Divergence(prompt=i, **vars(d)))

@@ -107,7 +107,8 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         if sim.available():
             sims = sim.cosine_pairs([r.text for r in rows], texts)
             similarity = sum(sims) / len(sims) if sims else None
-    tpot = m.med(free.tpots)
+    per_token = free.steps or free.tpots
+    tpot = m.med(per_token)
     kl_mean, kl_p99, kl_max = parity.spread(tf.kl if tf else [])
     ties = sum(d.kind == "tie" for d in free.divergences)
     quality = Quality(
@@ -147,6 +148,9 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
             load_seconds=round(load_seconds, 3),
             ttft_ms_median=m.med(free.ttfts),
             tpot_ms_median=tpot,
+            ttft_ms_p10_p90=m.p10_p90(free.ttfts),
+            tpot_ms_p10_p90=m.p10_p90(per_token),
+            timed_tokens=len(per_token),
             tokens_per_second=1000.0 / tpot if tpot else None,
             peak_rss_bytes=peak.peak.rss,
             size_bytes=_artifact_size(target_dir),

@@ -53,3 +53,11 @@ def perplexity(total_nll: float, count: int) -> float:
 def med(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None and not math.isnan(v)]
     return float(median(vals)) if vals else None
+
+
+def p10_p90(values: list[float]) -> list[float] | None:
+    """The spread of a timing: its 10th and 90th percentiles (None without samples)."""
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    if not vals:
+        return None
+    return [float(np.percentile(vals, 10)), float(np.percentile(vals, 90))]

@@ -30,6 +30,9 @@ def test_fp16_matches_the_reference_exactly(build, artifacts_root, default_param
     assert q["similarity"] == pytest.approx(1.0)
     s = result["speed"]
     assert s["ttft_ms_median"] > 0 and s["tpot_ms_median"] > 0 and s["size_bytes"] > 0 and s["peak_rss_bytes"] > 0
+    # one timed run per prompt: the time per token is the median of every output token after the first
+    lo, hi = s["tpot_ms_p10_p90"]
+    assert lo <= s["tpot_ms_median"] <= hi and s["timed_tokens"] > 3 * len(default_params.prompts())
     golden = [json.loads(x) for x in (out / "outputs.jsonl").read_text().splitlines()]
     assert len(golden) == len(default_params.prompts()) and all(g["text"] for g in golden)
     assert result["gates"]["passed"]
