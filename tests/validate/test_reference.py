@@ -54,3 +54,8 @@ def test_bf16_weights_computed_in_fp32_give_the_fp32_load_bit_for_bit(model, var
     runner = TransformersRunner(src)
     assert runner.model.dtype == torch.bfloat16  # the weights stay as stored
     assert np.array_equal(runner.logits(ids), expected)
+    # decode steps widen the weights a few rows at a time: the same tokens and log-probs, bit for bit
+    got, got_ids, got_lp = runner.generate_scored(ids[:40], 12)
+    runner.model = fp32
+    want, want_ids, want_lp = runner.generate_scored(ids[:40], 12)
+    assert got.tokens == want.tokens and got_ids == want_ids and got_lp == want_lp
