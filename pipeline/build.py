@@ -37,9 +37,9 @@ def build_target(params: Params, name: str, work_dir: Path, root: Path = layout.
     if problems:
         raise ParamsError([f"params.yaml: targets.{name}.build.{p}" for p in problems])
     weights = resources.weights_bytes(source)
-    ram, disk = family.estimate(settings, weights)
-    resources.require_ram(ram, f"building {name}")
-    fsutil.require_disk(work_dir, disk, f"building {name}")
+    need = family.estimate(settings, weights)
+    resources.require_ram(need.ram, f"building {name}")
+    fsutil.require_disk(work_dir, need.disk, f"building {name}")
 
     ctx = BuildContext(
         target=name, settings=settings, source_dir=source, work_dir=work_dir, artifacts_dir=root, dims=dims

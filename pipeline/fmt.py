@@ -19,3 +19,13 @@ def num(x: float | None, digits: int = 3) -> str:
 def sci(x: float | None, digits: int = 1) -> str:
     """Small quantities such as KL in nats per token: 1.2e-08."""
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}e}"
+
+
+def size(n: int | None) -> str:
+    """Bytes in binary units: 7.1 GiB, 640 MiB, 12 KiB."""
+    if n is None:
+        return "n/a"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

@@ -1,7 +1,8 @@
 """What every stage entry point does around the library call.
 
 Read and check params (one line per problem, before any work), clear temporary folders left by killed
-runs, produce the output in a temporary sibling folder and move it into place only when complete, and
+runs, check free RAM and disk against the stage's need (``resource_plan``: one line when it cannot fit),
+produce the output in a temporary sibling folder and move it into place only when complete, and
 turn known failures into one line and an exit code (``console.run_main``).
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pipeline import fsutil
+from pipeline import fsutil, resource_plan
 from pipeline.console import run_main
 from pipeline.params import Params, load_params
 
@@ -33,6 +34,7 @@ def run_output_stage(
         params = load_params(params_path)
         out = out_dir(params)
         fsutil.clean_stale_tmp(out.parent)
+        resource_plan.require(params, name, out.parent)
         with fsutil.atomic_dir(out) as tmp:
             result = produce(params, tmp)
         if after is not None:

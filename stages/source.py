@@ -12,7 +12,7 @@ from pipeline.stage import run_output_stage
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
 def main(params_path: str) -> None:
-    run_output_stage("stage source", params_path, lambda p: layout.source_dir(), fetch_source)
+    run_output_stage("source", params_path, lambda p: layout.source_dir(), fetch_source)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
      "pipeline.npu_lib.worker"),
     ("pipeline.targets", "pipeline.npu_lib.family", "pipeline.npu_lib"),
     ("pipeline.params",),
-    ("pipeline.stage", "pipeline.sources", "pipeline.build"),
+    ("pipeline.resource_plan", "pipeline.stage", "pipeline.sources", "pipeline.build"),
     ("pipeline.runners", "pipeline.npu_lib.runner", "pipeline.validate"),
     ("pipeline.manifest", "pipeline.model_card", "pipeline.package", "pipeline.report", "pipeline.report_plots",
      "pipeline.publish", "pipeline.pull", "pipeline.doctor"),

@@ -21,9 +21,11 @@ from pydantic import Field
 
 from pipeline.errors import BuildError
 from pipeline.records import BuildFacts, Record
-from pipeline.targets.base import BuildContext, Check, Estimate, ModelDims, RuntimeOptions, StrictSettings
+from pipeline.targets.base import BuildContext, Check, Estimate, ModelDims, RuntimeOptions, StrictSettings, scaled
 
 RUNTIME = "npu-lib"
+RUNTIME_PACKAGES = ("intel-npu-acceleration-library",)
+OLDEST_RUNTIME: dict[str, str] = {}
 ENV_FACTS = (
     "library",
     "openvino",
@@ -66,7 +68,8 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 
 def estimate(settings: Settings, weights: int) -> Estimate:
     # fp32 load + the library's quantised copy; the artifact itself is a few small files
-    return Estimate(int(3.0 * weights), 10 * 2**20)
+    # validation runs the library's model in its own process the way the build does: fp32 + quantised copy
+    return Estimate(scaled(1.5, 3.0, weights), 10 * 2**20, scaled(1.5, 3.0, weights))
 
 
 def intended_device(settings: Settings) -> str:

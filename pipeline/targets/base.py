@@ -94,11 +94,23 @@ def group_size_problems(key: str, group_size: int, dims: ModelDims, fix: str) ->
     return [f"{key} = {group_size}: does not divide the input channels of {sizes}; {fix}"]
 
 
+GiB = 2**30
+
+
+def scaled(floor_gib: float, ratio: float, weights: int) -> int:
+    """A measured need: the process's floor (toolkits imported; all of it on the embedded model) plus a ratio
+    to the source's bf16 weight bytes (calibrated on the Phi-3-mini-shaped model: `aipc bench main-job`)."""
+    return int(floor_gib * GiB + ratio * weights)
+
+
 class Estimate(NamedTuple):
-    """What a build needs: peak RAM and the artifact's size on disk (bytes)."""
+    """What a target needs (bytes): the build's peak RAM, the artifact's size on disk, and the peak RAM of
+    validating it (its runtime holding the artifact, with the long-context runs). ``pipeline.resource_plan``
+    adds the process floor."""
 
     ram: int
     disk: int
+    validate_ram: int
 
 
 @dataclass
@@ -140,6 +152,10 @@ class TargetFamily(Protocol):
     """Every member the pipeline uses from a family module."""
 
     RUNTIME: str  # the runner (``pipeline.runners``) that generates from its artifacts
+    # The distributions that run its artifacts (what a deployment installs), and the oldest version of each
+    # that a test proves loads and generates them (empty: only the version validation ran).
+    RUNTIME_PACKAGES: tuple[str, ...]
+    OLDEST_RUNTIME: dict[str, str]
     Settings: type[StrictSettings]  # its build knobs, each explicit with a default and a description
 
     def preflight(self, settings: Any, dims: ModelDims | None) -> list[str]:
@@ -147,7 +163,7 @@ class TargetFamily(Protocol):
         ...
 
     def estimate(self, settings: Any, weights: int) -> Estimate:
-        """Peak RAM and output disk of a build from a bf16 source of ``weights`` bytes."""
+        """Build RAM, artifact disk and validation RAM for a bf16 source of ``weights`` bytes (measured ratios)."""
         ...
 
     def intended_device(self, settings: Any) -> str:

@@ -33,12 +33,15 @@ from pipeline.targets.base import (
     RuntimeOptions,
     StrictSettings,
     group_size_problems,
+    scaled,
 )
 from pipeline.targets.compression import Compression
 
 log = logging.getLogger(__name__)
 
 RUNTIME = "openvino-genai"
+RUNTIME_PACKAGES = ("openvino", "openvino-tokenizers", "openvino-genai")
+OLDEST_RUNTIME: dict[str, str] = {}
 BLOB = "npu_compiled_model.blob"
 
 
@@ -111,8 +114,9 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 
 
 def estimate(settings: Settings, weights: int) -> Estimate:
-    ram = 1.35 + (1.0 if settings.data_aware else 0.0)
-    return Estimate(int(ram * weights), int(0.27 * weights))
+    ram = 1.15 + (1.0 if settings.data_aware else 0.0)
+    # validated on CPU without an NPU: the plugin's repacked channel-wise int4 weights + activations
+    return Estimate(scaled(1.6, ram, weights), int(0.27 * weights), scaled(0.85, 0.4, weights))
 
 
 def intended_device(settings: Settings) -> str:

@@ -23,9 +23,16 @@ from pipeline.targets.base import (
     RuntimeOptions,
     StrictSettings,
     group_size_problems,
+    scaled,
 )
 
 RUNTIME = "onnxruntime-genai"
+RUNTIME_PACKAGES = ("onnxruntime-genai", "onnxruntime")
+# The DirectML flavour trails the CPU one: the newest installable onnxruntime-genai-directml is 0.13.0
+# (0.14.1 needs onnxruntime-directml >= 1.26, which PyPI does not have: newest 1.24.4, checked 2026-11-25).
+# The packages built with 0.18.0 load and generate the golden tokens in 0.13.0 (tests/test_install.py runs
+# them in an isolated 0.13.0 venv on the CPU provider), so 0.13.0 is what the ort-dml extra installs.
+OLDEST_RUNTIME = {"onnxruntime-genai": "0.13.0", "onnxruntime-genai-directml": "0.13.0"}
 
 
 class Settings(StrictSettings):
@@ -80,7 +87,12 @@ def estimate(settings: Settings, weights: int) -> Estimate:
         ram = 0.75 if io32 else 0.5
     else:
         ram = 3.1 if io32 else 2.4
-    return Estimate(int(ram * weights), int(size * weights))
+    return Estimate(
+        scaled(0.6, ram, weights),
+        int(size * weights),
+        # onnxruntime holds the weights once (fp32 CPU I/O adds the fp32 activations and logits)
+        scaled(0.8, size + (0.17 if io32 else 0.0), weights),
+    )
 
 
 def intended_device(settings: Settings) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import heldout, layout, progress, resources, versions
+from pipeline import heldout, layout, progress, versions
 from pipeline.params import Params
 from pipeline.records import ChatMessage, Heldout, LongLength, LongRun, ReferenceOutput, ReferenceRecord
 from pipeline.targets.base import ModelDims
@@ -65,8 +65,6 @@ def teacher_forced_positions(row: ReferenceOutput) -> tuple[list[int], int]:
 def reference_stage(params: Params, out_dir: Path, root: Path = layout.ARTIFACTS) -> ReferenceRecord:
     """Stage ``reference``: the checks before any work, then ``build_reference`` into ``out_dir``."""
     source = layout.require_source(root)
-    # fp32 = twice the bf16 checkpoint in RAM, plus activations
-    resources.require_ram(int(2.2 * resources.weights_bytes(source)), "the fp32 reference")
     return build_reference(params, source, out_dir)
 
 

@@ -1,0 +1,118 @@
+"""What every stage of the configured pipeline needs — peak RAM and the disk it adds — before it runs.
+
+One plan serves ``aipc doctor`` (the whole pipeline, before anything runs) and each stage's own pre-check
+(``pipeline.stage``): a stage that cannot fit refuses in a second with one line instead of being OOM-killed
+or filling the disk halfway. Every figure is a ratio to the source's bf16 weight bytes ``w`` plus a fixed
+floor, measured on the Phi-3-mini-shaped model (w = 7.64 GB) with ``aipc bench main-job``
+(docs/benchmarks.md, "The main job at full size"). The floor covers the Python process, the toolkits and, for
+small models, everything; the ratio dominates at real size.
+
+Disk counts bytes that appear on the disk: with DVC's hard-linked cache (``.dvc/config``) a committed output
+costs nothing more, a package hard-links its artifact, and the FP16 IR hard-links the shared IR's weights.
+Where DVC falls back to copying (the cache on another filesystem), every cached output counts twice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline import fsutil, layout, resources
+from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
+
+GiB = 2**30
+FLOOR = int(0.6 * GiB)  # python + torch/openvino imported, small buffers: the measured minimum of any stage
+
+
+@dataclass(frozen=True)
+class StageNeed:
+    stage: str
+    ram: int  # peak RSS of the stage's process tree
+    disk: int  # bytes the stage adds to the disk (artifacts + DVC cache)
+    basis: str  # what the figure is made of, for `aipc doctor`
+
+
+def source_weights(params: Params, root: Path = layout.ARTIFACTS) -> int:
+    """The bf16 weight bytes of the configured source: from the files when they are here, else from params."""
+    existing = resources.weights_bytes(layout.source_dir(root)) if layout.source_dir(root).is_dir() else 0
+    src = params.source
+    if isinstance(src, LocalModel):
+        return resources.weights_bytes(Path(src.path)) or existing
+    if existing:
+        return existing
+    if isinstance(src, HubModel) and src.weights_gb:
+        return int(src.weights_gb * 1e9)
+    if isinstance(src, EmbeddedModel):
+        return 12 * 2**20
+    return 8 * 10**9  # an unknown hub model: assume Phi-3-mini
+
+
+def cache_copies(root: Path = Path(".")) -> int:
+    """1 when DVC's cache can hard-link outputs (same filesystem as the workspace), else 2 (it copies)."""
+    cache = root / ".dvc" / "cache"
+    probe = cache if cache.exists() else root / ".dvc"
+    try:
+        return 1 if os.stat(probe).st_dev == os.stat(root / layout.ARTIFACTS.parent).st_dev else 2
+    except OSError:
+        return 1
+
+
+def _source_disk(params: Params, w: int) -> tuple[int, str]:
+    src = params.source
+    if isinstance(src, LocalModel):
+        try:
+            same = os.stat(src.path).st_dev == os.stat(".").st_dev
+        except OSError:
+            same = False
+        return (0, "hard links to the local folder") if same else (w, "a copy of the local folder (another disk)")
+    if isinstance(src, HubModel):
+        return w, "the verified download (hard-linked into artifacts/source)"
+    return w, "the embedded build (hard-linked into artifacts/source)"
+
+
+def _need(stage: str, ratio: float, w: int, disk: int, basis: str, floor: int = FLOOR) -> StageNeed:
+    return StageNeed(stage, int(floor + ratio * w), disk, basis)
+
+
+def plan(params: Params, weights: int | None = None, copies: int | None = None) -> list[StageNeed]:
+    """Every stage of the configured pipeline, in ``dvc repro`` order, with what it needs."""
+    w = weights if weights is not None else source_weights(params)
+    copies = copies if copies is not None else cache_copies()
+    src_disk, src_basis = _source_disk(params, w)
+    ir_bytes = w  # the shared IR keeps the source's bf16 weights: measured 7.64 GB for 7.64 GB
+    out = [
+        _need("source", 0.0, w, src_disk, src_basis),
+        _need("ov-ir", 1.02, w, copies * ir_bytes, "optimum-intel export: the bf16 weights + the IR written"),
+    ]
+    names = list(params.targets)
+    est = {n: params.family(n).estimate(params.target(n).build, w) if params.target(n).enabled else None for n in names}
+    off = "disabled: a record only"
+    for n, e in est.items():
+        out.append(
+            StageNeed(f"build@{n}", max(e.ram, FLOOR), copies * e.disk, "the family's measured ratios")
+            if e
+            else StageNeed(f"build@{n}", FLOOR, 0, off)
+        )
+    # transformers: the bf16 checkpoint memory-mapped, each Linear up-cast to fp32 on the fly (pipeline.runners.hf)
+    out.append(_need("reference", 1.0, w, 0, "the bf16 checkpoint, mapped; fp32 compute one layer at a time"))
+    for n, e in est.items():
+        ram = max(e.validate_ram, FLOOR) if e else FLOOR
+        out.append(StageNeed(f"validate@{n}", ram, 0, "the runtime holding the artifact" if e else off))
+    for n in names:
+        out.append(_need(f"package@{n}", 0.0, w, 0, "hard links to the artifact + records"))
+    out.append(_need("report", 0.0, w, 0, "records only"))
+    return out
+
+
+def need_of(params: Params, stage: str) -> StageNeed | None:
+    return next((n for n in plan(params) if n.stage == stage), None)
+
+
+def require(params: Params, stage: str, where: Path) -> None:
+    """A stage's pre-check: one line (``ResourceError``) when the machine cannot hold it, before any work."""
+    need = need_of(params, stage)
+    if need is None:
+        return
+    resources.require_ram(need.ram, stage)
+    fsutil.require_disk(where, need.disk, stage)

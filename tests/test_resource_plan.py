@@ -1,0 +1,83 @@
+"""The resource plan covers every stage DVC runs, predicts from the source's size, and refuses with one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline import resource_plan, resources
+from pipeline.params import load_params, validate_params
+from tests.conftest import ROOT
+
+PHI3_MINI = 7_642_181_832  # bytes of bf16 safetensors
+
+
+def test_every_stage_dvc_runs_has_a_plan_entry():
+    params = load_params(ROOT / "params.yaml")
+    listed = subprocess.run(
+        [sys.executable, "-m", "dvc", "stage", "list", "--name-only"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [n.stage for n in resource_plan.plan(params, PHI3_MINI, 1)] == listed
+
+
+def test_full_size_plan_fits_the_promise_and_counts_copies():
+    params = load_params(ROOT / "params.yaml")
+    linked = {n.stage: n for n in resource_plan.plan(params, PHI3_MINI, 1)}
+    copied = {n.stage: n for n in resource_plan.plan(params, PHI3_MINI, 2)}
+    assert max(n.ram for n in linked.values()) <= 12 * 2**30
+    # the reference and every validation are planned, not just the builds
+    assert linked["reference"].ram > 7 * 2**30 and linked["validate@ov-fp16"].ram > 7 * 2**30
+    # DVC copying into its cache (another filesystem) doubles every cached output
+    assert copied["ov-ir"].disk == 2 * linked["ov-ir"].disk
+    cached = [s for s in linked if s != "source"]  # the source is an uncached DVC output: never copied
+    assert sum(copied[s].disk for s in cached) == 2 * sum(linked[s].disk for s in cached)
+    # a disabled target costs a record only
+    assert linked["build@npu-lib-int4"].disk == 0
+
+
+def test_a_stage_that_cannot_fit_refuses_before_any_work(tmp_path):
+    """The shared stage runner checks the plan first: one line, no output folder, no traceback. (A 4 TB model:
+    no machine running this test holds its reference.)"""
+    project = tmp_path / "p"
+    project.mkdir()
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["models"]["big"] = {"kind": "hub", "repo": "microsoft/Phi-3-mini-4k-instruct", "revision": "0" * 40,
+                            "weights_gb": 4000}  # fmt: skip
+    raw["model"] = "big"
+    (project / "params.yaml").write_text(yaml.safe_dump(raw))
+    validate_params(raw, check_model=False)
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out = subprocess.run(
+        [sys.executable, "-m", "stages.reference"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    assert "Traceback" not in out.stderr
+    assert any("reference needs about" in line and "GiB of RAM" in line for line in lines), lines
+    assert not (project / "artifacts" / "reference").exists()
+
+
+def test_doctor_fails_on_a_machine_too_small(monkeypatch):
+    from pipeline import doctor
+
+    params = load_params(ROOT / "params.yaml")
+    monkeypatch.setattr(resource_plan, "source_weights", lambda p, root=None: PHI3_MINI)
+    monkeypatch.setattr(resources, "available_ram", lambda: 6 * 2**30)
+    ram, _ = doctor.check_resources(params)
+    assert ram.status == "fail" and "needs ~" in ram.detail
+    monkeypatch.setattr(resources, "available_ram", lambda: 20 * 2**30)
+    assert doctor.check_resources(params)[0].status == "ok"
+
+
+@pytest.mark.parametrize("n, text", [(5, "5 B"), (3 * 2**20, "3.0 MiB"), (int(7.1 * 2**30), "7.1 GiB")])
+def test_sizes_read_in_binary_units(n, text):
+    from pipeline.fmt import size
+
+    assert size(n) == text
