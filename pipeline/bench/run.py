@@ -204,6 +204,30 @@ def run_bench(
             shutil.rmtree(work, ignore_errors=True)
 
 
+def run_main_job_bench(project_root: Path, work: Path, model: Path | None, *, keep: bool = False) -> dict[str, Any]:
+    """``main_job.run_main_job`` on ``model`` (or a Phi-3-mini-shaped model made in ``work``), then clean up."""
+    from pipeline.bench.main_job import run_main_job
+
+    project_root, work = project_root.resolve(), work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    made = model is None
+    model = (work / "phi3-mini-shaped") if model is None else model.resolve()
+    if made and not model.is_dir():
+        fsutil.require_disk(work, int(7.7e9), "the Phi-3-mini-shaped model")
+    try:
+        if made and not (model / "model.safetensors.index.json").is_file():
+            make_phi3_mini_shaped(model, tokenizer_source(project_root))
+        results = run_main_job(project_root, work, model)
+        results["machine"] = machine_facts()
+        return results
+    finally:
+        if not keep:
+            shutil.rmtree(work / "project", ignore_errors=True)
+            shutil.rmtree(work / "cache", ignore_errors=True)
+            if made:
+                shutil.rmtree(model, ignore_errors=True)
+
+
 DECODED = (
     ("ov-int4", "ov-int4"),
     ("ov-npu-int4", "ov-npu-int4"),
