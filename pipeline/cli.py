@@ -112,11 +112,15 @@ def doctor(params_path: str) -> None:
     """Check toolkits, devices (NPU? DirectML?), RAM and disk for the configured model; non-zero exit on failure."""
 
     def body() -> None:
+        from pathlib import Path
+
         from pipeline import doctor as doc
         from pipeline.errors import PipelineError
         from pipeline.params import load_params
 
-        checks = doc.run(load_params(params_path))
+        # a deployment machine has no project: the toolkit and device checks still apply
+        here = Path(params_path).is_file() or params_path != "params.yaml"
+        checks = doc.run(load_params(params_path) if here else None)
         table = Table("check", "status", "detail", title="aipc doctor")
         for c in checks:
             table.add_row(c.name, f"[{STATUS_STYLE[c.status]}]{c.status}[/]", c.detail)
@@ -281,14 +285,19 @@ def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_
     run_main(body, name="aipc check")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
+@click.pass_context
 @click.option("--work", default=".bench", show_default=True, help="Scratch folder (needs ~70 GB free).")
 @click.option("--docs", default="docs", show_default=True, help="Where benchmarks.md/json are written.")
 @click.option("--keep", is_flag=True, help="Keep the model and artifacts made (default: remove them).")
 @click.option("--no-decode", is_flag=True, help="Skip the decode-speed measurements.")
 @click.option("--resume", is_flag=True, help="Reuse the steps an earlier --keep run of the same --work measured.")
-def bench(work: str, docs: str, keep: bool, no_decode: bool, resume: bool) -> None:
-    """Full-size benchmark: Phi-3-mini-shaped model, anchor commands vs the project's stages (~30-40 min)."""
+def bench(ctx: click.Context, work: str, docs: str, keep: bool, no_decode: bool, resume: bool) -> None:
+    """Full-size benchmark: Phi-3-mini-shaped model, anchor commands vs the project's stages (~30-40 min).
+
+    `aipc bench main-job` runs the whole `dvc repro` at that size instead."""
+    if ctx.invoked_subcommand is not None:
+        return
 
     def body() -> None:
         from pathlib import Path
@@ -302,6 +311,31 @@ def bench(work: str, docs: str, keep: bool, no_decode: bool, resume: bool) -> No
         console.print(markdown(results, command))
 
     run_main(body, name="aipc bench")
+
+
+@bench.command("main-job")
+@click.option("--work", default=".bench-main", show_default=True, help="Scratch folder (needs ~75 GB free).")
+@click.option("--model", "model_dir", default=None, help="An existing Phi-3-mini-shaped folder (default: make one).")
+@click.option("--docs", default="docs", show_default=True, help="Where benchmarks.md/json are written.")
+@click.option("--keep", is_flag=True, help="Keep the project copy, its artifacts and the model made.")
+def bench_main_job(work: str, model_dir: str | None, docs: str, keep: bool) -> None:
+    """The whole `dvc repro` at Phi-3-mini size, stage by stage: wall, CPU, peak RSS, disk, beside the plan."""
+
+    def body() -> None:
+        from pathlib import Path
+
+        from pipeline.bench.render import write_main_job
+        from pipeline.bench.run import run_main_job_bench
+
+        command = "aipc bench main-job" + (f" --model {model_dir}" if model_dir else "")
+        results = run_main_job_bench(Path("."), Path(work), Path(model_dir) if model_dir else None, keep=keep)
+        console.print(write_main_job(results, Path(docs), command))
+        if results.get("failed"):
+            from pipeline.errors import PipelineError
+
+            raise PipelineError(f"the main job failed at {results['failed']} (log in {work}/logs)")
+
+    run_main(body, name="aipc bench main-job")
 
 
 if __name__ == "__main__":

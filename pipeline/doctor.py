@@ -14,50 +14,104 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from pipeline import layout, resources
+from pipeline import resource_plan, resources
+from pipeline.fmt import size
 from pipeline.fsutil import free_bytes
-from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
+from pipeline.params import Params
 from pipeline.targets.base import Check
 
 GiB = 2**30
 
 
-def pinned_requirements() -> dict[str, str]:
-    """name → pinned version, from this package's own metadata (the pins in pyproject.toml)."""
+CORE = ""  # the requirements every install has (requirements-core.txt)
+# Each extra's distinctive module: an extra counts as installed when its first pin is present.
+RUNTIME_EXTRAS = ("openvino", "ort-cpu", "ort-dml")
+GENAI_FLAVOURS = {"onnxruntime-genai": "ort-cpu", "onnxruntime-genai-directml": "ort-dml"}
+
+
+def pinned_requirements() -> dict[str, dict[str, str]]:
+    """extra ("" = core) → {name: pinned version}, from this package's own metadata (pyproject's files)."""
     try:
         reqs = metadata.requires("aipc-pipeline") or []
     except metadata.PackageNotFoundError:
         return {}
-    out = {}
+    out: dict[str, dict[str, str]] = {}
     for req in reqs:
-        if "extra ==" in req:
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^;\s]+)\s*(?:;(.*))?$", req)
+        if not m:
             continue
-        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^;\s]+)", req)
-        if m:
-            out[m.group(1).lower()] = m.group(2)
+        marker = m.group(3) or ""
+        extra = re.search(r"extra\s*==\s*[\"']([^\"']+)[\"']", marker)
+        if "sys_platform" in marker and ("win32" in marker) != (sys.platform == "win32"):
+            continue
+        out.setdefault(extra.group(1) if extra else CORE, {})[m.group(1).lower()] = m.group(2)
     return out
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def installed_extras(pins: dict[str, dict[str, str]]) -> list[str]:
+    """The extras whose every pin is installed: ``build`` for a build machine, a runtime for a deployment."""
+    return [e for e, reqs in pins.items() if e not in (CORE, "dev") and reqs and all(_version(n) for n in reqs)]
 
 
 def check_toolkits() -> list[Check]:
     checks = []
-    if sys.version_info[:2] != (3, 11):
-        checks.append(Check("python", "warn", f"{platform.python_version()} (the pins were tested on 3.11)"))
-    else:
+    if (3, 11) <= sys.version_info[:2] <= (3, 13):
         checks.append(Check("python", "ok", platform.python_version()))
+    else:
+        checks.append(Check("python", "warn", f"{platform.python_version()} (supported: 3.11–3.13)"))
     pins = pinned_requirements()
     if not pins:
         checks.append(Check("install", "fail", "aipc-pipeline is not installed: run `make install` (pip install -e .)"))
-    for name, want in sorted(pins.items()):
-        try:
-            have = metadata.version(name)
-        except metadata.PackageNotFoundError:
+        return checks
+    extras = installed_extras(pins)
+    kind = "build (make install)" if "build" in extras else "deployment"
+    runtimes = [e for e in extras if e in RUNTIME_EXTRAS] if "build" not in extras else []
+    detail = kind + (f", runtimes: {', '.join(runtimes)}" if runtimes else "")
+    if "build" not in extras and not runtimes:
+        checks.append(Check("install", "warn", f"{detail} — no runtime: pip install \"aipc-pipeline[openvino]\" "
+                            "(or [ort-cpu], [ort-dml] on Windows) to check packages"))  # fmt: skip
+    else:
+        checks.append(Check("install", "ok", detail))
+    checks += check_genai_flavours()
+    wanted: dict[str, str] = dict(pins.get(CORE, {}))
+    for extra in extras:
+        if extra != "dev":
+            wanted.update(pins[extra])
+    for name, want in sorted(wanted.items()):
+        have = _version(name)
+        if have is None:
             checks.append(Check(name, "fail", f"missing (pinned {want}): run `make install`"))
             continue
-        base = have.split("+")[0]
-        status = "ok" if base == want or have == want else "warn"
+        status = "ok" if have.split("+")[0] == want or have == want else "warn"
         detail = have if status == "ok" else f"{have} installed, {want} pinned (untested combination)"
         checks.append(Check(name, status, detail))
     return checks
+
+
+def check_genai_flavours() -> list[Check]:
+    """Both onnxruntime-genai wheels ship the module ``onnxruntime_genai``: installed together, the one
+    installed last silently replaces the other's files (onnxruntime-genai issue #971)."""
+    present = [name for name in GENAI_FLAVOURS if _version(name)]
+    if len(present) < 2:
+        return []
+    keep = "onnxruntime-genai-directml" if sys.platform == "win32" else "onnxruntime-genai"
+    drop = next(n for n in present if n != keep)
+    return [
+        Check(
+            "onnxruntime-genai",
+            "fail",
+            f"two flavours installed ({', '.join(f'{n} {_version(n)}' for n in present)}), one module: "
+            f"`pip uninstall -y {' '.join(present)}` then `pip install {keep}=={_version(keep)}` "
+            f"({'DirectML' if keep.endswith('directml') else 'CPU'} on this OS; drop {drop})",
+        )
+    ]
 
 
 def check_devices() -> list[Check]:
@@ -106,46 +160,31 @@ def _device_name(core, device: str) -> str:
         return "?"
 
 
-def estimated_weights(params: Params) -> int:
-    src = params.source
-    if isinstance(src, HubModel) and src.weights_gb:
-        return int(src.weights_gb * 1e9)
-    if isinstance(src, LocalModel):
-        return resources.weights_bytes(Path(src.path))
-    if isinstance(src, EmbeddedModel):
-        existing = layout.source_dir() / "model.safetensors"
-        return existing.stat().st_size if existing.is_file() else 12 * 2**20
-    return 8 * 10**9  # unknown hub model: assume a Phi-3-mini-sized one
-
-
-def estimate_need(params: Params) -> tuple[int, int]:
-    """(peak RAM of the hungriest step, total disk for source + all enabled targets)."""
-    w = estimated_weights(params)
-    ram = int(1.3 * w)  # reference stage: fp32 forward of a bf16 checkpoint streams layer by layer
-    disk = 2 * w  # source (+ the DVC cache hard-links it: no copy) and the shared FP IR
-    for name, target in params.targets.items():
-        if not target.enabled:
-            continue
-        t_ram, t_disk = params.family(name).estimate(target.build, w)
-        ram = max(ram, t_ram)
-        disk += t_disk
-    return ram, disk
-
-
 def check_resources(params: Params, root: Path = Path(".")) -> list[Check]:
-    ram_need, disk_need = estimate_need(params)
+    """The configured pipeline's hungriest stage against free RAM, and the disk all its stages add against free
+    disk (``pipeline.resource_plan``: every stage, the reference, validation, packages and DVC's cache)."""
+    needs = resource_plan.plan(params)
+    hungriest = max(needs, key=lambda n: n.ram)
+    disk_need = sum(n.disk for n in needs)
     ram = resources.available_ram()
     disk = free_bytes(root.resolve())
+    biggest = sorted(needs, key=lambda n: -n.disk)[:3]
     return [
         Check(
             "RAM",
-            "ok" if ram >= ram_need else "fail",
-            f"{ram / GiB:.1f} GiB available, model '{params.model}' needs ~{ram_need / GiB:.1f} GiB at peak",
+            "ok" if ram >= hungriest.ram else "fail",
+            f"{size(ram)} available; the hungriest stage of model '{params.model}', {hungriest.stage}, "
+            f"needs ~{size(hungriest.ram)}",
         ),
         Check(
             "disk",
             "ok" if disk >= disk_need else "fail",
-            f"{disk / GiB:.1f} GiB free, source + enabled targets need ~{disk_need / GiB:.1f} GiB",
+            f"{size(disk)} free; the pipeline adds ~{size(disk_need)}"
+            + (
+                " (most: " + ", ".join(f"{n.stage} {size(n.disk)}" for n in biggest if n.disk) + ")"
+                if disk_need
+                else ""
+            ),
         ),
     ]
 
@@ -161,5 +200,9 @@ def check_families(params: Params) -> list[Check]:
     return checks
 
 
-def run(params: Params) -> list[Check]:
+def run(params: Params | None) -> list[Check]:
+    """Every check; without params (a deployment machine, no project here) the pipeline's own are skipped."""
+    if params is None:
+        skipped = Check("pipeline", "info", "no params.yaml here: RAM/disk and target checks skipped (deployment use)")
+        return [*check_toolkits(), *check_devices(), skipped]
     return [*check_toolkits(), *check_devices(), *check_resources(params), *check_families(params)]

@@ -21,6 +21,7 @@ from pipeline.records import (
     ManifestSource,
     ManifestTools,
     ManifestValidation,
+    RuntimeSupport,
     SourceRecord,
     TargetRecord,
     ValidationResult,
@@ -34,6 +35,7 @@ def build(
     target: TargetRecord,
     validation: ValidationResult,
     source: SourceRecord | None,
+    runtime_support: RuntimeSupport | None = None,
 ) -> Manifest:
     files = file_table(package_dir, exclude=(Manifest.FILE,))
     facts = target.build
@@ -67,6 +69,7 @@ def build(
             peak_rss_bytes=target.peak_rss_bytes,
         ),
         tools=tools,
+        runtime_support=runtime_support,
         device_facts=device_facts,
         validation=ManifestValidation(
             passed=validation.passed,

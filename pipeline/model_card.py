@@ -83,6 +83,7 @@ class CardView:
     snippet: str
     toolkits: str
     fingerprint: str
+    runtime_versions: str
 
 
 def card_view(m: Manifest) -> CardView:
@@ -97,7 +98,20 @@ def card_view(m: Manifest) -> CardView:
         weights_line = f"{m.build.graph.quantized_matmuls} MatMulNBits ({m.build.graph.quantized_by_kind})"
     else:
         weights_line = "none shipped — intel-npu-acceleration-library quantises the source model when it loads it"
+    rs = m.runtime_support
+    runtime_versions = ""
+    if rs is not None and rs.validated_with:
+        runtime_versions = "validated with " + ", ".join(f"{p} {v}" for p, v in rs.validated_with.items())
+        if rs.oldest_proven:
+            runtime_versions += "; proven to load and generate in " + ", ".join(
+                f"{p} {v}" for p, v in rs.oldest_proven.items()
+            )
+        if "onnxruntime-genai" in rs.validated_with:
+            runtime_versions += (
+                ' — install one flavour only: `pip install "aipc-pipeline[ort-cpu]"`, or `[ort-dml]` on Windows'
+            )
     return CardView(
+        runtime_versions=runtime_versions,
         name=m.name,
         title=m.description or str(m.runtime),
         license=(src.license or "other").split()[0].lower(),

@@ -14,7 +14,15 @@ from pathlib import Path
 from pipeline import fsutil, layout, manifest, model_card
 from pipeline.errors import PipelineError
 from pipeline.params import Params
-from pipeline.records import GoldenOutput, Manifest, PackageStatus, SourceRecord, TargetRecord, ValidationResult
+from pipeline.records import (
+    GoldenOutput,
+    Manifest,
+    PackageStatus,
+    RuntimeSupport,
+    SourceRecord,
+    TargetRecord,
+    ValidationResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +61,15 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
     source_dir = layout.source_dir(root)
     source = SourceRecord.read(source_dir) if SourceRecord.exists(source_dir) else None
     record = TargetRecord.read(target_dir)
-    draft = manifest.build(name, out_dir, record, validation, source)
+    family = params.family(name)
+    tools = validation.tools or {}
+    support = RuntimeSupport(
+        validated_with={p: tools[p] for p in family.RUNTIME_PACKAGES if p in tools},
+        oldest_proven=dict(family.OLDEST_RUNTIME),
+    )
+    draft = manifest.build(name, out_dir, record, validation, source, support)
     (out_dir / CARD).write_text(model_card.render_card(draft), encoding="utf-8")
-    final = manifest.build(name, out_dir, record, validation, source)  # now including the card
+    final = manifest.build(name, out_dir, record, validation, source, support)  # now including the card
     final.write(out_dir)
     log.info("%s packaged: %d files, fingerprint %s", name, len(final.files), final.fingerprint)
     return final

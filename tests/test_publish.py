@@ -241,3 +241,48 @@ def test_check_reruns_golden_prompts_on_the_local_device(published_project, tmp_
         assert proc.returncode != 0 and "device NPU was requested but OpenVINO sees only" in " ".join(
             proc.stderr.split()
         )
+
+
+@pytest.fixture(scope="module")
+def deploy_venv(tmp_path_factory) -> Path:
+    """A fresh venv with the deployment install only: the core and the OpenVINO + ONNX Runtime GenAI CPU
+    runtimes, from this checkout (what a team installs on an AI PC to pull and check packages)."""
+    from tests.conftest import ROOT
+
+    venv = tmp_path_factory.mktemp("deploy") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    t0 = time.monotonic()
+    proc = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", f"{ROOT}[openvino,ort-cpu]"],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    print(f"deployment install: {time.monotonic() - t0:.0f} s", file=sys.stderr)
+    return venv
+
+
+def test_deployment_install_pulls_and_checks_without_the_build_stack(published_project, deploy_venv, tmp_path):
+    bin_dir = deploy_venv / "bin"
+    env = dict(
+        os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", COLUMNS="160", VIRTUAL_ENV=str(deploy_venv)
+    )
+
+    def run(*args: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess:
+        return subprocess.run([str(bin_dir / "aipc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+
+    for heavy in ("torch", "transformers", "optimum", "nncf"):
+        probe = subprocess.run([str(bin_dir / "python"), "-c", f"import {heavy}"], capture_output=True, text=True)
+        assert probe.returncode != 0, f"{heavy} is importable in the deployment install"
+    assert aipc(["publish", "--target", "ov-int4", "--target", "ort-cpu-int4"], published_project).returncode == 0
+    for target in ("ov-int4", "ort-cpu-int4"):
+        out = tmp_path / target
+        proc = run("pull", target, "--repo", str(published_project), "--rev", "HEAD", "--out", str(out))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert same_tree(out, published_project / "artifacts/packages" / target)
+        proc = run("check", str(out), "--device", "CPU")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "exact match 100%" in " ".join(proc.stdout.split())
+    doctor = run("doctor")
+    text = " ".join(doctor.stdout.split())
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "deployment, runtimes: openvino, ort-cpu" in text and "no params.yaml here" in text

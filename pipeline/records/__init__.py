@@ -32,6 +32,7 @@ from pipeline.records.package import (
     ManifestTools,
     ManifestValidation,
     PackageStatus,
+    RuntimeSupport,
 )
 from pipeline.records.reference import ChatMessage, Heldout, LongLength, LongRun, ReferenceOutput, ReferenceRecord
 from pipeline.records.source import SourceRecord
@@ -77,6 +78,7 @@ __all__ = [
     "ReferenceRecord",
     "Row",
     "RuntimeRecord",
+    "RuntimeSupport",
     "SourceRecord",
     "Speed",
     "TargetRecord",

@@ -34,6 +34,14 @@ class ManifestTools(Model):
     validation: dict[str, str]
 
 
+class RuntimeSupport(Model):
+    """Which runtime versions the package is proven with: the one validation ran, and the oldest a test
+    proves it loads and generates in (e.g. onnxruntime-genai-directml 0.14.1, the newest DirectML build)."""
+
+    validated_with: dict[str, str]
+    oldest_proven: dict[str, str]
+
+
 class DeviceFacts(Model):
     npu_compile: NpuCompile | None = None
     genai_providers: list[str] | None = None
@@ -70,6 +78,7 @@ class Manifest(Record):
     settings: dict[str, Any] | None
     build: ManifestBuild
     tools: ManifestTools
+    runtime_support: RuntimeSupport | None = None
     device_facts: DeviceFacts
     validation: ManifestValidation
     files: list[FileEntry]

@@ -8,6 +8,7 @@ Runtime's CPU provider (``og.Config(dir).clear_providers()``) and says so in the
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,15 +28,38 @@ def dml_available() -> bool:
         return False
 
 
+def installed_flavour() -> str | None:
+    """Which onnxruntime-genai wheel provides the module (both ship ``onnxruntime_genai``)."""
+    from importlib import metadata
+
+    for name in ("onnxruntime-genai-directml", "onnxruntime-genai"):
+        try:
+            metadata.version(name)
+            return name
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
 def choose_device(intended: str, requested: str, target: str) -> DeviceChoice:
     have_dml = dml_available()
     if requested not in ("auto", "CPU", "DML"):
         raise DeviceUnavailable(f"{target}: device {requested} is not one onnxruntime-genai runs here (CPU, DML)")
     if requested == "DML" and not have_dml:
+        flavour = installed_flavour()
+        if sys.platform == "win32":
+            fix = (
+                "install the DirectML flavour alone: `pip uninstall -y onnxruntime-genai` then "
+                '`pip install "aipc-pipeline[ort-dml]"`'
+                if flavour != "onnxruntime-genai-directml"
+                else "update the GPU driver (DirectML needs a DirectX 12 GPU)"
+            )
+        else:
+            fix = "DirectML runs on Windows only: check on a Windows machine, or use --device CPU here"
         raise DeviceUnavailable(
-            f"{target}: device DML was requested but DirectML is not usable here (needs Windows and "
-            "onnxruntime-genai-directml)",
-            fix="set the target's device: auto to prove the DML graph on ORT's CPU provider (labelled)",
+            f"{target}: device DML was requested but DirectML is not usable here ({flavour or 'no onnxruntime-genai'} "
+            f"on {sys.platform})",
+            fix=fix,
         )
     if requested == "auto":
         device = "DML" if intended == "DML" and have_dml else "CPU"
