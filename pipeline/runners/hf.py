@@ -101,42 +101,28 @@ def checkpoint_dtype(model_dir: Path):
     return dtype if dtype in (torch.bfloat16, torch.float16) else torch.float32
 
 
-CHUNK_BYTES = 4 * 2**20  # fp32 weight rows widened at a time in a decode step: stays in the CPU's cache
-
-
 def compute_in_fp32(model) -> None:
     """Make a model loaded with 16-bit weights compute exactly as if it had been loaded in fp32.
 
-    Each Linear widens its weight into a scratch buffer shared by all layers (a fresh fp32 tensor per call
-    costs page faults: 86 ms against 22 ms for Phi-3-mini's gate_up projection). A decode step (one input row)
-    widens the weight a few rows at a time into a cache-sized buffer and computes those outputs — as fast as
-    an fp32 copy of the weights (9.7 ms for the same projection, measured), since it reads half the bytes;
-    each output is the same dot product as ``F.linear`` with the whole fp32 weight (tests prove the tokens and
-    log-probs are the fp32 load's, bit for bit). Prefill widens the whole weight, as the fp32 load would."""
+    Each Linear widens its weight into one scratch buffer shared by all layers, then calls ``F.linear`` with
+    the same shapes the fp32 load would: the same kernel, so the same logits bit for bit (tested). A fresh
+    fp32 tensor per call would cost page faults on every decode step (86 ms against 22 ms for Phi-3-mini's
+    gate_up projection, measured). Widening a few rows at a time was faster still in isolation, but a
+    matrix-vector product over a slice of rows is a different kernel: measured at Phi-3-mini's shapes, its
+    outputs differ from the fp32 load's in the last bits — so the reference does not do it."""
     import torch
     import torch.nn.functional as F
 
     linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
     largest = max((m.weight.numel() for m in linears), default=0)
     full = torch.empty(largest, dtype=torch.float32)
-    widest = max((m.in_features for m in linears), default=1)
-    chunk = torch.empty(max(1, CHUNK_BYTES // (4 * widest)) * widest, dtype=torch.float32)
 
     def linear_fp32(self, x):
         bias = None if self.bias is None else self.bias.float()
         w = self.weight
-        if x.numel() != x.shape[-1]:  # several rows: one widened copy of the whole weight
-            wide = full[: w.numel()].view(w.shape)
-            wide.copy_(w)
-            return F.linear(x, wide, bias)
-        rows = max(1, chunk.numel() // w.shape[1])
-        out = torch.empty((*x.shape[:-1], w.shape[0]), dtype=torch.float32)
-        for i in range(0, w.shape[0], rows):
-            part = w[i : i + rows]
-            wide = chunk[: part.numel()].view(part.shape)
-            wide.copy_(part)
-            out[..., i : i + part.shape[0]] = F.linear(x, wide, None if bias is None else bias[i : i + part.shape[0]])
-        return out
+        wide = full[: w.numel()].view(w.shape)
+        wide.copy_(w)
+        return F.linear(x, wide, bias)
 
     def embedding_fp32(self, ids):
         return F.embedding(ids, self.weight, self.padding_idx).float()
