@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pipeline import fsutil, layout, resources
 from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
+from pipeline.targets.base import ModelDims
 
 GiB = 2**30
 FLOOR = int(0.6 * GiB)  # python + torch/openvino imported, small buffers: the measured minimum of any stage
@@ -46,6 +47,28 @@ def source_weights(params: Params, root: Path = layout.ARTIFACTS) -> int:
     if isinstance(src, EmbeddedModel):
         return 12 * 2**20
     return 8 * 10**9  # an unknown hub model: assume Phi-3-mini
+
+
+def source_dims(params: Params, root: Path = layout.ARTIFACTS) -> ModelDims | None:
+    """The source's shape, when its config is here (the built source, or a local folder)."""
+    for folder in (
+        layout.source_dir(root),
+        Path(params.source.path) if isinstance(params.source, LocalModel) else None,
+    ):
+        if folder is not None and (folder / "config.json").is_file():
+            return ModelDims.from_config(folder / "config.json")
+    return None
+
+
+def long_context_bytes(params: Params, dims: ModelDims | None) -> int:
+    """What the longest long-context run adds to a validation: its f32 KV cache (every layer's keys and
+    values for every position: 3.2 GB for Phi-3-mini at 4097 tokens) and its logits, kept and concatenated."""
+    lc = params.validation.long_context
+    if not lc.enabled or dims is None or not dims.num_layers or not dims.head_dim:
+        return 0
+    length = max(n for n, _ in lc.model_lengths(dims))
+    kv = 2 * dims.num_layers * (dims.num_kv_heads or dims.num_heads or 1) * dims.head_dim * 4 * length
+    return kv + 2 * length * (dims.vocab_size or 0) * 4
 
 
 def cache_copies(root: Path = Path(".")) -> int:
@@ -75,10 +98,13 @@ def _need(stage: str, ratio: float, w: int, disk: int, basis: str, floor: int = 
     return StageNeed(stage, int(floor + ratio * w), disk, basis)
 
 
-def plan(params: Params, weights: int | None = None, copies: int | None = None) -> list[StageNeed]:
+def plan(
+    params: Params, weights: int | None = None, copies: int | None = None, dims: ModelDims | None = None
+) -> list[StageNeed]:
     """Every stage of the configured pipeline, in ``dvc repro`` order, with what it needs."""
     w = weights if weights is not None else source_weights(params)
     copies = copies if copies is not None else cache_copies()
+    long_run = long_context_bytes(params, dims if dims is not None else source_dims(params))
     src_disk, src_basis = _source_disk(params, w)
     ir_bytes = w  # the shared IR keeps the source's bf16 weights: measured 7.64 GB for 7.64 GB
     out = [
@@ -97,8 +123,9 @@ def plan(params: Params, weights: int | None = None, copies: int | None = None) 
     # transformers: the bf16 checkpoint memory-mapped, each Linear up-cast to fp32 on the fly (pipeline.runners.hf)
     out.append(_need("reference", 1.0, w, 0, "the bf16 checkpoint, mapped; fp32 compute one layer at a time"))
     for n, e in est.items():
-        ram = max(e.validate_ram, FLOOR) if e else FLOOR
-        out.append(StageNeed(f"validate@{n}", ram, 0, "the runtime holding the artifact" if e else off))
+        ram = max(e.validate_ram, FLOOR) + long_run if e else FLOOR
+        basis = "the runtime holding the artifact + the longest long-context run" if e else off
+        out.append(StageNeed(f"validate@{n}", ram, 0, basis))
     for n in names:
         out.append(_need(f"package@{n}", 0.0, w, 0, "hard links to the artifact + records"))
     out.append(_need("report", 0.0, w, 0, "records only"))

@@ -27,7 +27,7 @@ from tests.conftest import ROOT
 LAYERS: list[tuple[str, ...]] = [
     ("pipeline", "pipeline.errors", "pipeline.fmt", "pipeline.versions", "pipeline.cache", "pipeline.fsutil",
      "pipeline.layout", "pipeline.console", "pipeline.progress", "pipeline.templating", "pipeline.textfiles"),
-    ("pipeline.records", "pipeline.resources", "pipeline.corpus", "pipeline.heldout"),
+    ("pipeline.records", "pipeline.resources", "pipeline.mapped_pages", "pipeline.corpus", "pipeline.heldout"),
     ("pipeline.targets.base", "pipeline.targets.compression", "pipeline.runners.base"),
     ("pipeline.openvino_ir", "pipeline.ort_builder", "pipeline.npu_lib.env", "pipeline.npu_lib.client",
      "pipeline.npu_lib.worker"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import BuildError
+from pipeline.mapped_pages import ReleasingPages
 from pipeline.openvino_ir import MODEL_XML
 from pipeline.targets.compression import Calibration, Compression
 
@@ -49,11 +50,15 @@ def compress(ir_dir: Path, out_xml: Path, settings: Compression, bits: int, data
 
     config = quantization_config(settings, bits)
     model = ov.Core().read_model(ir_dir / MODEL_XML)
-    try:
-        compressed = _weight_only_quantization(model, config, calibration_dataset=dataset)
-    except Exception as exc:
-        raise _explain_nncf_error(exc, settings) from exc
-    ov.save_model(compressed, out_xml, compress_to_fp16=False)
+    # NNCF reads each bf16 weight of the mapped IR once and keeps its compressed copy: the file pages it has
+    # read are given back as it goes (measured: the NPU int4 build peaked at 11.9 GiB on Phi-3-mini with them
+    # resident). The bytes written are the same.
+    with ReleasingPages(ir_dir):
+        try:
+            compressed = _weight_only_quantization(model, config, calibration_dataset=dataset)
+        except Exception as exc:
+            raise _explain_nncf_error(exc, settings) from exc
+        ov.save_model(compressed, out_xml, compress_to_fp16=False)
     nncf_args = {k: str(v) for k, v in config.to_nncf_dict().items() if v is not None}
     return {"nncf_compress_weights": nncf_args, "data_aware": dataset is not None}
 

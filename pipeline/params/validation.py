@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from pipeline.params.base import Strict
+from pipeline.targets.base import ModelDims
 
 
 class Gates(Strict):
@@ -53,6 +54,20 @@ class LongContext(Strict):
         "embeddings and one more) or the context edge of a plain-RoPE model (max_position_embeddings and one "
         "more); NPU targets add their MAX_PROMPT_LEN edge. A list replaces the model-derived lengths.",
     )
+
+    def model_lengths(self, dims: ModelDims) -> list[tuple[int, str]]:
+        """(length, why) to check for a model of shape ``dims`` ("auto" resolved), shortest first."""
+        if self.lengths != "auto":
+            return [(n, "validation.long_context.lengths") for n in sorted(set(self.lengths))]
+        if dims.longrope and dims.original_max_position_embeddings:
+            edge = dims.original_max_position_embeddings
+            return [
+                (edge, "LongRoPE's last length on the short factors (original_max_position_embeddings)"),
+                (edge + 1, "LongRoPE's first length on the long factors"),
+            ]
+        edge = dims.max_position_embeddings or 4096
+        return [(edge, "the context edge (max_position_embeddings)"), (edge + 1, "one past the context edge")]
+
     kl_positions: int = Field(
         256, ge=8, le=8192, description="Positions per reference run whose full distribution is kept for KL."
     )

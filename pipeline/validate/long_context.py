@@ -34,16 +34,7 @@ class Length:
 
 def model_lengths(dims: ModelDims, settings: LongContext) -> list[Length]:
     """The lengths to check for this model (or the ones params.yaml names)."""
-    if settings.lengths != "auto":
-        return [Length(n, "validation.long_context.lengths") for n in sorted(set(settings.lengths))]
-    if dims.longrope and dims.original_max_position_embeddings:
-        edge = dims.original_max_position_embeddings
-        return [
-            Length(edge, "LongRoPE's last length on the short factors (original_max_position_embeddings)"),
-            Length(edge + 1, "LongRoPE's first length on the long factors"),
-        ]
-    edge = dims.max_position_embeddings or 4096
-    return [Length(edge, "the context edge (max_position_embeddings)"), Length(edge + 1, "one past the context edge")]
+    return [Length(n, why) for n, why in settings.model_lengths(dims)]
 
 
 def regime(dims: ModelDims, length: int) -> str:

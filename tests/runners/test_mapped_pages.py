@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.runners import mapped_pages, ov_genai
+from pipeline import mapped_pages
+from pipeline.runners import ov_genai
 from pipeline.targets.base import RuntimeOptions
 from pipeline.targets.openvino import runtime_properties
 
