@@ -318,17 +318,38 @@ def bench(ctx: click.Context, work: str, docs: str, keep: bool, no_decode: bool,
 @click.option("--model", "model_dir", default=None, help="An existing Phi-3-mini-shaped folder (default: make one).")
 @click.option("--docs", default="docs", show_default=True, help="Where benchmarks.md/json are written.")
 @click.option("--keep", is_flag=True, help="Keep the project copy, its artifacts and the model made.")
-def bench_main_job(work: str, model_dir: str | None, docs: str, keep: bool) -> None:
+@click.option(
+    "--results",
+    "results_path",
+    default=None,
+    help="Render a saved run (WORK/main-job.json) beside the plan of the code as it is now; runs nothing.",
+)
+def bench_main_job(work: str, model_dir: str | None, docs: str, keep: bool, results_path: str | None) -> None:
     """The whole `dvc repro` at Phi-3-mini size, stage by stage: wall, CPU, peak RSS, disk, beside the plan."""
 
     def body() -> None:
+        import json
         from pathlib import Path
 
+        import yaml
+
+        from pipeline.bench.main_job import full_size_params, repredict
         from pipeline.bench.render import write_main_job
         from pipeline.bench.run import run_main_job_bench
 
         command = "aipc bench main-job" + (f" --model {model_dir}" if model_dir else "")
-        results = run_main_job_bench(Path("."), Path(work), Path(model_dir) if model_dir else None, keep=keep)
+        if results_path:
+            saved = json.loads(Path(results_path).read_text())
+            model = Path(model_dir or Path(work) / "phi3-mini-shaped")
+            raw = full_size_params(yaml.safe_load(Path("params.yaml").read_text()), model)
+            ws = Path(results_path).parent / "project"
+            results = repredict(saved, raw, model, ws if ws.is_dir() else Path("."))
+            if "machine" not in results:
+                from pipeline.bench.run import machine_facts
+
+                results["machine"] = machine_facts()  # rendered on the machine that ran it
+        else:
+            results = run_main_job_bench(Path("."), Path(work), Path(model_dir) if model_dir else None, keep=keep)
         console.print(write_main_job(results, Path(docs), command))
         if results.get("failed"):
             from pipeline.errors import PipelineError

@@ -165,7 +165,7 @@ def check_resources(params: Params, root: Path = Path(".")) -> list[Check]:
     disk (``pipeline.resource_plan``: every stage, the reference, validation, packages and DVC's cache)."""
     needs = resource_plan.plan(params)
     hungriest = max(needs, key=lambda n: n.ram)
-    disk_need = sum(n.disk for n in needs)
+    disk_need = resource_plan.total_disk(needs)
     ram = resources.available_ram()
     disk = free_bytes(root.resolve())
     biggest = sorted(needs, key=lambda n: -n.disk)[:3]

@@ -23,7 +23,9 @@ from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
 from pipeline.targets.base import ModelDims
 
 GiB = 2**30
-FLOOR = int(0.6 * GiB)  # python + torch/openvino imported, small buffers: the measured minimum of any stage
+FLOOR = int(0.6 * GiB)  # a stage that imports a runtime (OpenVINO, onnxruntime, torch): measured 0.4–0.85 GiB
+LIGHT = int(0.15 * GiB)  # a stage that only reads and writes records and links (measured 0.09–0.11 GiB)
+IMPORT_TORCH = 2.5  # GiB: optimum-intel's export imports torch and traces (measured on the embedded model)
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class StageNeed:
     ram: int  # peak RSS of the stage's process tree
     disk: int  # bytes the stage adds to the disk (artifacts + DVC cache)
     basis: str  # what the figure is made of, for `aipc doctor`
+    scratch: int = 0  # temporary disk on top of ``disk`` while the stage runs
 
 
 def source_weights(params: Params, root: Path = layout.ARTIFACTS) -> int:
@@ -108,27 +111,35 @@ def plan(
     src_disk, src_basis = _source_disk(params, w)
     ir_bytes = w  # the shared IR keeps the source's bf16 weights: measured 7.64 GB for 7.64 GB
     out = [
-        _need("source", 0.0, w, src_disk, src_basis),
-        _need("ov-ir", 1.02, w, copies * ir_bytes, "optimum-intel export: the bf16 weights + the IR written"),
+        _need("source", 0.0, w, src_disk, src_basis, LIGHT),
+        _need(
+            "ov-ir",
+            0.78,
+            w,
+            copies * ir_bytes,
+            "optimum-intel export: the bf16 weights + the IR written",
+            int(IMPORT_TORCH * GiB),
+        ),
     ]
     names = list(params.targets)
     est = {n: params.family(n).estimate(params.target(n).build, w) if params.target(n).enabled else None for n in names}
     off = "disabled: a record only"
     for n, e in est.items():
         out.append(
-            StageNeed(f"build@{n}", max(e.ram, FLOOR), copies * e.disk, "the family's measured ratios")
+            StageNeed(f"build@{n}", max(e.ram, FLOOR), copies * e.disk, "the family's measured ratios", e.scratch)
             if e
-            else StageNeed(f"build@{n}", FLOOR, 0, off)
+            else StageNeed(f"build@{n}", LIGHT, 0, off)
         )
     # transformers: the bf16 checkpoint memory-mapped, each Linear up-cast to fp32 on the fly (pipeline.runners.hf)
-    out.append(_need("reference", 1.0, w, 0, "the bf16 checkpoint, mapped; fp32 compute one layer at a time"))
+    # the bf16 checkpoint mapped, one layer widened to fp32 at a time, and the long run's activations
+    out.append(_need("reference", 1.14, w, 0, "the bf16 checkpoint, mapped; fp32 compute one layer at a time"))
     for n, e in est.items():
-        ram = max(e.validate_ram, FLOOR) + long_run if e else FLOOR
+        ram = max(e.validate_ram, FLOOR) + long_run if e else LIGHT
         basis = "the runtime holding the artifact + the longest long-context run" if e else off
         out.append(StageNeed(f"validate@{n}", ram, 0, basis))
     for n in names:
-        out.append(_need(f"package@{n}", 0.0, w, 0, "hard links to the artifact + records"))
-    out.append(_need("report", 0.0, w, 0, "records only"))
+        out.append(_need(f"package@{n}", 0.0, w, 0, "hard links to the artifact + records", LIGHT))
+    out.append(_need("report", 0.0, w, 0, "records only", LIGHT))
     return out
 
 
@@ -142,4 +153,9 @@ def require(params: Params, stage: str, where: Path) -> None:
     if need is None:
         return
     resources.require_ram(need.ram, stage)
-    fsutil.require_disk(where, need.disk, stage)
+    fsutil.require_disk(where, need.disk + need.scratch, stage)
+
+
+def total_disk(needs: list[StageNeed]) -> int:
+    """What the whole pipeline needs free: everything it keeps, plus the largest temporary need of a stage."""
+    return sum(n.disk for n in needs) + max((n.scratch for n in needs), default=0)

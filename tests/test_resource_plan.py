@@ -40,6 +40,10 @@ def test_full_size_plan_fits_the_promise_and_counts_copies():
     assert sum(copied[s].disk for s in cached) == 2 * sum(linked[s].disk for s in cached)
     # a disabled target costs a record only
     assert linked["build@npu-lib-int4"].disk == 0
+    # the ORT builder writes the unquantised model first: the pipeline needs that much free on top
+    assert linked["build@ort-cpu-int4"].scratch > linked["build@ort-dml-int4"].scratch > 0
+    needs = list(linked.values())
+    assert resource_plan.total_disk(needs) == sum(n.disk for n in needs) + linked["build@ort-cpu-int4"].scratch
 
 
 def test_a_stage_that_cannot_fit_refuses_before_any_work(tmp_path):

@@ -150,6 +150,38 @@ class StageRun:
     returncode: int
     predicted_ram_bytes: int | None
     predicted_disk_bytes: int | None
+    predicted_disk_peak_bytes: int | None = None
+
+
+def predictions(raw: dict[str, Any], model_dir: Path, weights: int, workspace: Path) -> dict[str, Any]:
+    """``aipc doctor``'s plan for these params, as the workspace's filesystem and DVC cache make it."""
+    from pipeline import resource_plan
+    from pipeline.params import validate_params
+    from pipeline.targets.base import ModelDims
+
+    params = validate_params(raw, check_model=False)
+    dims = ModelDims.from_config(model_dir / "config.json")
+    cwd = Path.cwd()
+    try:
+        os.chdir(workspace)
+        return {n.stage: n for n in resource_plan.plan(params, weights, dims=dims)}
+    finally:
+        os.chdir(cwd)
+
+
+def repredict(results: dict[str, Any], raw: dict[str, Any], model_dir: Path, workspace: Path) -> dict[str, Any]:
+    """The same measurements beside the plan of the code as it is now (its commit recorded): after the plan
+    was calibrated on an earlier run, the figures it predicts for this one."""
+    plan = predictions(raw, model_dir, results["weights_bytes"], workspace)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    out = {**results, "predicted_by": f"resource_plan at {commit or 'this checkout'}"}
+    out["stages"] = []
+    for s in results["stages"]:
+        need = plan.get(s["stage"])
+        out["stages"].append({**s, "predicted_ram_bytes": need.ram if need else None,
+                              "predicted_disk_bytes": need.disk if need else None,
+                              "predicted_disk_peak_bytes": need.disk + need.scratch if need else None})  # fmt: skip
+    return out
 
 
 def run_main_job(project_root: Path, work: Path, model_dir: Path) -> dict[str, Any]:
@@ -173,17 +205,13 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path) -> dict[str, A
 
     params = validate_params(raw, check_model=False)
     weights = resource_plan.source_weights(params, ws / layout.ARTIFACTS)
-    cwd = Path.cwd()
-    try:
-        os.chdir(ws)  # the plan looks at this workspace's filesystem and DVC cache
-        plan = {n.stage: n for n in resource_plan.plan(params, weights)}
-    finally:
-        os.chdir(cwd)
+    plan = predictions(raw, model_dir.resolve(), weights, ws)
     # the same plan `aipc doctor` shows, with a tenth more disk for the stages' temporary files
     resources.require_ram(max(n.ram for n in plan.values()), "the main job's hungriest stage")
-    fsutil.require_disk(ws, int(1.1 * sum(n.disk for n in plan.values())), "the main job")
+    fsutil.require_disk(ws, resource_plan.total_disk(list(plan.values())), "the main job")
     measured = [ws, cache, model_dir]
     results: dict[str, Any] = {"weights_bytes": weights, "stages": [], "started": _now(), "failed": None,
+                               "predicted_by": "resource_plan when the run started",
                                "second_repro_up_to_date": None, "footprint_bytes": None, "distinct_bytes": None}  # fmt: skip
     for stage in dvc_stages(ws, env):
         before = footprint(measured)
@@ -202,6 +230,7 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path) -> dict[str, A
             returncode=step.returncode,
             predicted_ram_bytes=need.ram if need else None,
             predicted_disk_bytes=need.disk if need else None,
+            predicted_disk_peak_bytes=need.disk + need.scratch if need else None,
         )
         results["stages"].append(asdict(run))
         log.info("%s: %.0f s, peak %.1f GiB, +%.2f GB, rc %d", stage, run.wall_s, run.peak_rss_bytes / 2**30,

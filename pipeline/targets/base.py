@@ -111,6 +111,7 @@ class Estimate(NamedTuple):
     ram: int
     disk: int
     validate_ram: int
+    scratch: int = 0  # temporary disk while it builds, freed when it ends (measured as the disk's peak)
 
 
 @dataclass
