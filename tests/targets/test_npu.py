@@ -122,5 +122,7 @@ def test_npu_properties_are_applied_only_on_npu(build):
 def test_estimate_and_intended_device():
     s = npu.Settings()
     assert npu.intended_device(s) == "NPU"
-    ram, disk = npu.estimate(s, 7_600_000_000)
-    assert 9e9 < ram < 12.5e9 and disk < 3e9
+    e = npu.estimate(s, 7_600_000_000)
+    # measured on Phi-3-mini: 4.76 GiB peak (the IR's pages given back as NNCF reads them), 2.01 GB written
+    assert 4.5 * 2**30 < e.ram < 5.5 * 2**30 and e.disk < 3e9 and e.scratch == 0
+    assert e.validate_ram < e.ram
