@@ -339,6 +339,13 @@ def bench_main_job(work: str, model_dir: str | None, docs: str, keep: bool, resu
 
         command = "aipc bench main-job" + (f" --model {model_dir}" if model_dir else "")
         if results_path:
+            if not Path(results_path).is_file():
+                from pipeline.errors import PipelineError
+
+                raise PipelineError(
+                    f"--results {results_path}: no such file",
+                    fix="pass the main-job.json of an earlier run (in its --work folder, kept with --keep)",
+                )
             saved = json.loads(Path(results_path).read_text())
             model = Path(model_dir or Path(work) / "phi3-mini-shaped")
             raw = full_size_params(yaml.safe_load(Path("params.yaml").read_text()), model)

@@ -136,3 +136,15 @@ def test_ort_packages_generate_in_the_oldest_runtime(target, oldest_genai, build
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["version"] == ortgenai.OLDEST_RUNTIME["onnxruntime-genai"]
     assert result["matches"] and all(result["matches"]), result
+
+
+def test_doctor_fails_on_two_onnxruntime_genai_flavours(monkeypatch):
+    from pipeline import doctor
+
+    versions = {"onnxruntime-genai": "0.18.0", "onnxruntime-genai-directml": "0.13.0"}
+    monkeypatch.setattr(doctor, "_version", lambda name: versions.get(name))
+    (check,) = doctor.check_genai_flavours()
+    assert check.status == "fail" and "two flavours installed" in check.detail
+    assert "pip uninstall -y onnxruntime-genai onnxruntime-genai-directml" in check.detail
+    del versions["onnxruntime-genai-directml"]
+    assert doctor.check_genai_flavours() == []
