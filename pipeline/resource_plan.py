@@ -63,15 +63,16 @@ def source_dims(params: Params, root: Path = layout.ARTIFACTS) -> ModelDims | No
     return None
 
 
-def long_context_bytes(params: Params, dims: ModelDims | None) -> int:
-    """What the longest long-context run adds to a validation: its f32 KV cache (every layer's keys and
-    values for every position: 3.2 GB for Phi-3-mini at 4097 tokens) and its logits, kept and concatenated."""
+def long_context_bytes(params: Params, dims: ModelDims | None, kv_element_bytes: int, logits_copies: int) -> int:
+    """What the longest long-context pass adds to a validation: the KV cache its runtime keeps during the pass
+    (every layer's keys and values for every position: 3.2 GB in f32 for Phi-3-mini at 4097 tokens; none for
+    OpenVINO, whose scoring pass has no KV state) and the f32 logits it holds (525 MB per copy)."""
     lc = params.validation.long_context
     if not lc.enabled or dims is None or not dims.num_layers or not dims.head_dim:
         return 0
     length = max(n for n, _ in lc.model_lengths(dims))
-    kv = 2 * dims.num_layers * (dims.num_kv_heads or dims.num_heads or 1) * dims.head_dim * 4 * length
-    return kv + 2 * length * (dims.vocab_size or 0) * 4
+    kv = 2 * dims.num_layers * (dims.num_kv_heads or dims.num_heads or 1) * dims.head_dim * length
+    return kv_element_bytes * kv + logits_copies * length * (dims.vocab_size or 0) * 4
 
 
 def cache_copies(root: Path = Path(".")) -> int:
@@ -107,7 +108,7 @@ def plan(
     """Every stage of the configured pipeline, in ``dvc repro`` order, with what it needs."""
     w = weights if weights is not None else source_weights(params)
     copies = copies if copies is not None else cache_copies()
-    long_run = long_context_bytes(params, dims if dims is not None else source_dims(params))
+    dims = dims if dims is not None else source_dims(params)
     src_disk, src_basis = _source_disk(params, w)
     ir_bytes = w  # the shared IR keeps the source's bf16 weights: measured 7.64 GB for 7.64 GB
     out = [
@@ -134,6 +135,7 @@ def plan(
     # the bf16 checkpoint mapped, one layer widened to fp32 at a time, and the long run's activations
     out.append(_need("reference", 1.14, w, 0, "the bf16 checkpoint, mapped; fp32 compute one layer at a time"))
     for n, e in est.items():
+        long_run = long_context_bytes(params, dims, e.kv_element_bytes, e.logits_copies) if e else 0
         ram = max(e.validate_ram, FLOOR) + long_run if e else LIGHT
         basis = "the runtime holding the artifact + the longest long-context run" if e else off
         out.append(StageNeed(f"validate@{n}", ram, 0, basis))

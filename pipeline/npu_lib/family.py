@@ -69,7 +69,9 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 def estimate(settings: Settings, weights: int) -> Estimate:
     # fp32 load + the library's quantised copy; the artifact itself is a few small files
     # validation runs the library's model in its own process the way the build does: fp32 + quantised copy
-    return Estimate(scaled(1.5, 3.0, weights), 10 * 2**20, scaled(1.5, 3.0, weights))
+    return Estimate(
+        scaled(1.5, 3.0, weights), 10 * 2**20, scaled(1.5, 3.0, weights), kv_element_bytes=4, logits_copies=2
+    )
 
 
 def intended_device(settings: Settings) -> str:

@@ -1,9 +1,16 @@
 """OpenVINO artifacts through openvino-genai (generation) and OpenVINO Runtime (logits).
 
 Generation uses ``openvino_genai.LLMPipeline`` — what a deployment uses — fed with exact token ids.
-Logits (teacher forcing, perplexity) come from the same IR compiled by OpenVINO Runtime, since the
-pipeline does not expose them; that is done after the timed generations and after the pipeline is
-released, so a large model is never held twice.
+Logits (teacher forcing, perplexity, long context) come from the same IR compiled by OpenVINO Runtime, since
+the pipeline does not expose them; that is done after the timed generations and after the pipeline is
+released, so a large model is never held twice. Each sequence is one full forward pass, as in the reference:
+LongRoPE picks its factors per pass from the largest position in it, so scoring a long-factor run in chunks
+through the KV cache would put short-factor keys in the cache and compare something else (caught by
+``test_long_context``). For that pass the IR's KV state becomes inputs (given empty) and the present-KV
+outputs are dropped (``stateful_to_stateless_transformation``): a 4097-token pass of a Phi-3-mini would
+otherwise keep 3.2 GB of f32 KV state it never reads again. The arithmetic is the IR's; only the attention
+kernel differs from the cache-fused one generation uses (logits equal to ~1e-5 on the embedded model), and
+generation itself is measured through the pipeline above.
 
 The runtime reads every weight from the mapped ``openvino_model.bin`` once, at the first inference, and
 repacks it; the mapped file pages are given back then (``mapped_pages``), or a Phi-3-mini FP16 IR would
@@ -27,11 +34,6 @@ from pipeline.mapped_pages import ReleasingPages
 from pipeline.runners.base import DeviceChoice, DeviceUnavailable, Generation
 
 log = logging.getLogger(__name__)
-
-# Long sequences are scored through the KV cache in chunks, as a chunked prefill would: one 4097-token pass
-# held every layer's full attention scores and MLP activations at once (the Phi-3-mini FP16 IR in f32
-# peaked at 14.3 GiB); chunks bound them while the cache grows. Shorter sequences run in one pass.
-PREFILL_CHUNK = 1024
 
 
 def available_devices() -> list[str]:
@@ -100,6 +102,7 @@ class OpenVINOGenAIRunner:
         cfg = self.pipe.get_generation_config()
         self.eos = set(cfg.stop_token_ids) | ({cfg.eos_token_id} if cfg.eos_token_id >= 0 else set())
         self._request = None
+        self._empty_past: dict[str, np.ndarray] = {}
         self.effective: dict[str, str] = {}
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
@@ -135,40 +138,55 @@ class OpenVINOGenAIRunner:
         )
 
     def logits(self, ids: list[int]) -> np.ndarray:
+        """Next-token logits at every position of ``ids``, one forward pass. The array is a view of the
+        request's output (a 4097 × 32064 f32 matrix is 525 MB): valid until the next call."""
         if self._request is None:
-            import openvino as ov
+            self._request = self._scoring_request()
+        inputs = {
+            "input_ids": np.array([ids], dtype=np.int64),
+            "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
+            "position_ids": np.arange(len(ids), dtype=np.int64)[None],
+            **self._empty_past,
+        }
+        if self.first_inference:
+            with ReleasingPages(self.model_dir):
+                out = self._request.infer(inputs, share_outputs=True)
+            self.first_inference = False
+        else:
+            out = self._request.infer(inputs, share_outputs=True)
+        return out["logits"][0]
 
-            if self.choice.device == "NPU":
-                raise NotImplementedError("full-sequence logits are not available from the NPU's static pipeline")
-            del self.pipe
-            self.pipe = None
-            gc.collect()
-            compiled = ov.Core().compile_model(
-                self.model_dir / "openvino_model.xml", self.choice.device, self.properties
-            )
-            self.effective = read_back(compiled)
-            self._request = compiled.create_infer_request()
-            self.first_inference = True
-        req = self._request
-        req.reset_state()
-        parts = []
-        for start in range(0, len(ids), PREFILL_CHUNK):
-            end = min(len(ids), start + PREFILL_CHUNK)
-            inputs = {
-                "input_ids": np.array([ids[start:end]], dtype=np.int64),
-                "attention_mask": np.ones((1, end), dtype=np.int64),  # the cached prefix + this chunk
-                "position_ids": np.arange(start, end, dtype=np.int64)[None],
-                "beam_idx": np.zeros(1, dtype=np.int32),
-            }
-            if self.first_inference:
-                with ReleasingPages(self.model_dir):
-                    out = req.infer(inputs)
-                self.first_inference = False
-            else:
-                out = req.infer(inputs)
-            parts.append(np.array(out["logits"][0], dtype=np.float32))
-        req.reset_state()  # the KV cache of a 4k sequence is GBs: not kept between calls
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+    def _scoring_request(self) -> Any:
+        """The IR without its KV state, logits as its only output, compiled once the pipeline is gone."""
+        import openvino as ov
+        from openvino._offline_transformations import stateful_to_stateless_transformation
+
+        if self.choice.device == "NPU":
+            raise NotImplementedError("full-sequence logits are not available from the NPU's static pipeline")
+        del self.pipe
+        self.pipe = None
+        gc.collect()
+        core = ov.Core()
+        model = core.read_model(self.model_dir / "openvino_model.xml")
+        stateful_to_stateless_transformation(model)
+        for result in list(model.get_results()):
+            if "logits" not in result.output(0).get_names():
+                model.remove_result(result)
+        model.validate_nodes_and_infer_types()
+        self._empty_past = {}
+        for port in model.inputs:
+            name = port.get_any_name()
+            if name.startswith("past_key_values"):
+                shape = [0 if dim.is_dynamic else dim.get_length() for dim in port.get_partial_shape()]
+                shape[0] = 1  # batch
+                self._empty_past[name] = np.zeros(shape, dtype=port.get_element_type().to_dtype())
+            elif name not in ("input_ids", "attention_mask", "position_ids"):
+                raise RuntimeError(f"{self.model_dir}: unexpected input {name} after removing the KV state")
+        compiled = core.compile_model(model, self.choice.device, self.properties)
+        del model
+        self.effective = read_back(compiled)
+        self.first_inference = True
+        return compiled.create_infer_request()
 
     def close(self) -> None:
         self.pipe = None

@@ -112,6 +112,10 @@ class Estimate(NamedTuple):
     disk: int
     validate_ram: int
     scratch: int = 0  # temporary disk while it builds, freed when it ends (measured as the disk's peak)
+    # What scoring one long sequence adds (``pipeline.resource_plan.long_context_bytes``): bytes per element of
+    # the KV cache the runtime keeps during the pass (0: none kept), and the f32 copies of the logits held.
+    kv_element_bytes: int = 0
+    logits_copies: int = 1
 
 
 @dataclass

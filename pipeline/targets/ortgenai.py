@@ -96,6 +96,10 @@ def estimate(settings: Settings, weights: int) -> Estimate:
         # the builder's unquantised model on disk before quantisation: fp32 for CPU I/O, fp16 for DML
         # (measured on Phi-3-mini: +15.3 GB and +7.6 GB at the peak)
         int((2.0 if io32 else 1.0) * weights),
+        # a scoring pass keeps the KV cache in the model's I/O type, and the logits come out once and are
+        # widened to f32 once
+        kv_element_bytes=4 if io32 else 2,
+        logits_copies=2,
     )
 
 

@@ -80,3 +80,35 @@ def test_a_wrong_rope_is_caught_by_long_context_and_not_by_the_short_prompts(lon
     short, long_ = (by_len[n] for n in sorted(by_len)[:2])
     assert short.kl_mean < 1e-6 and long_.kl_mean > 0.1  # ... and past the switch the parity breaks
     assert not bad.passed and all("long-context" in f for f in bad.failures()), bad.failures()
+
+
+def test_a_long_factor_run_longer_than_a_prefill_chunk_is_one_pass(longrope, build, tmp_path):
+    """At Phi-3 size the LongRoPE switch (4096) lies past the 1024-token chunks a chunked prefill uses, and
+    LongRoPE picks its factors per forward pass from the largest position in it: a 4097-token run scored chunk
+    by chunk through the KV cache puts short-factor keys in the cache. The same shape here: the embedded
+    LongRoPE model with its switch moved to 1100 tokens (config only, in the source the reference and the IR
+    both read), so the runs are 1100/1101 tokens. The correct IR must pass. (Seen failing with 1024-token
+    chunked scoring: KL 0.46, top-1 agreement 0.67 at 1101 tokens; with the switch at 256 a 1024-token chunk
+    already holds long positions and hid it.)"""
+    from pipeline import layout
+    from pipeline.openvino_ir.export import export_fp_ir
+    from pipeline.validate.reference import build_reference
+
+    params, good_root = longrope
+    root = tmp_path / "root"
+    shutil.copytree(layout.source_dir(good_root), layout.source_dir(root))
+    cfg_path = layout.source_dir(root) / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    rope = cfg.get("rope_parameters") or cfg["rope_scaling"]
+    cfg["original_max_position_embeddings"] = rope["original_max_position_embeddings"] = 1100
+    cfg_path.write_text(json.dumps(cfg))
+    for make in (layout.ov_ir_dir, layout.reference_dir):
+        make(root).mkdir(parents=True)
+    export_fp_ir(layout.source_dir(root), layout.ov_ir_dir(root))
+    build_reference(params, layout.source_dir(root), layout.reference_dir(root))
+    build("ov-fp16", params, root)
+    res = _validate(params, "ov-fp16", root, tmp_path / "v")
+    measured = {x.length: x for x in res.long_context if x.status == "measured"}
+    assert {1100, 1101} <= set(measured)
+    assert res.passed, res.failures()
+    assert all(x.kl_mean < 1e-6 and x.agreement == 1.0 for x in measured.values())
