@@ -15,7 +15,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml requirements.txt requirements-core.txt requirements-dev.txt
+$(VENV)/.installed: pyproject.toml requirements.txt requirements-core.txt requirements-dvc.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "error: no Python 3.11, 3.12 or 3.13 found — install one (e.g. apt install python3.12-venv) or run make PYTHON=/path/to/python3.x"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --upgrade "pip>=24"

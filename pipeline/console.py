@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from pipeline.errors import PipelineError
 from pipeline.layout import STATE
@@ -39,8 +40,8 @@ def setup_logging(level: str | None = None) -> None:
 
 
 def print_error(exc: PipelineError) -> None:
-    for line in str(exc).splitlines():
-        err_console.print(f"[bold red]error:[/] {line}", markup=True, highlight=False, soft_wrap=True)
+    for line in str(exc).splitlines():  # escaped: a fix such as `pip install "aipc-pipeline[dvc]"` is text
+        err_console.print(f"[bold red]error:[/] {escape(line)}", markup=True, highlight=False, soft_wrap=True)
 
 
 def run_main(fn: Callable[[], object], *, name: str) -> NoReturn:
@@ -74,5 +75,5 @@ def _internal(exc: BaseException, name: str) -> NoReturn:
         where = f" (traceback in {ERROR_LOG})"
     except OSError:
         where = ""
-    err_console.print(f"[bold red]internal error in {name}:[/] {type(exc).__name__}: {exc}{where}", highlight=False)
+    err_console.print(f"[bold red]internal error in {name}:[/] {type(exc).__name__}: {escape(str(exc))}{where}", highlight=False)
     sys.exit(1)

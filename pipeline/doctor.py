@@ -74,6 +74,12 @@ def check_toolkits() -> list[Check]:
     kind = "build (make install)" if "build" in extras else "deployment"
     runtimes = [e for e in extras if e in RUNTIME_EXTRAS] if "build" not in extras else []
     detail = kind + (f", runtimes: {', '.join(runtimes)}" if runtimes else "")
+    if "build" not in extras:  # the build install has DVC: it runs the pipeline
+        detail += (
+            "; pulls from a DVC remote or the Hub"
+            if "dvc" in extras
+            else '; pulls from the Hub (pip install "aipc-pipeline[dvc]" for a DVC remote)'
+        )
     if "build" not in extras and not runtimes:
         checks.append(Check("install", "warn", f"{detail} — no runtime: pip install \"aipc-pipeline[openvino]\" "
                             "(or [ort-cpu], [ort-dml] on Windows) to check packages"))  # fmt: skip

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from pydantic import BaseModel
 
 from pipeline import fsutil, layout, manifest
+from pipeline.dvc_tool import dvc_executable
 from pipeline.errors import PipelineError
 from pipeline.layout import package_dir
 from pipeline.package import SKIP
@@ -64,7 +64,7 @@ def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> Manifest:
 
 def dvc_push(paths: list[Path], remote: str | None) -> None:
     cmd = [
-        str(Path(sys.executable).parent / "dvc"),
+        dvc_executable(),
         "push",
         *([] if remote is None else ["-r", remote]),
         *map(str, paths),

@@ -14,12 +14,12 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import cache, fsutil, manifest, model_card
+from pipeline.dvc_tool import dvc_executable
 from pipeline.errors import PipelineError
 from pipeline.package import GOLDEN
 from pipeline.records import GoldenOutput, Manifest
@@ -82,7 +82,7 @@ def pull(
 
 
 def _dvc_get(repo: str, path: str, dest: Path, rev: str | None, remote: str | None = None) -> None:
-    dvc = str(Path(sys.executable).parent / "dvc")
+    dvc = dvc_executable()
     cmd = [dvc, "get", repo, path, "-o", str(dest)]
     if rev:
         cmd += ["--rev", rev]
@@ -105,7 +105,7 @@ def _local_remote_url(repo: str, remote: str | None) -> str | None:
     root = Path(repo)
     if not (root / ".dvc").is_dir():
         return None
-    dvc = str(Path(sys.executable).parent / "dvc")
+    dvc = dvc_executable()
     name = (
         remote
         or subprocess.run([dvc, "config", "core.remote"], cwd=root, capture_output=True, text=True).stdout.strip()

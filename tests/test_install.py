@@ -27,7 +27,7 @@ from tests.conftest import ROOT
 PYTHONS = ("3.11", "3.12", "3.13")
 LINUX = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "linux_x86_64")
 PLATFORMS = {"linux": LINUX, "windows": ("win_amd64",)}
-EXTRAS = ("core", "openvino", "ort-cpu", "ort-dml")
+EXTRAS = ("core", "openvino", "ort-cpu", "ort-dml", "dvc")
 
 
 def pins(path: Path) -> dict[str, str]:
@@ -66,7 +66,7 @@ def pure_wheels(tmp_path_factory) -> Path:
 
 def test_deployment_pins_are_the_build_pins():
     build = pins(ROOT / "requirements.txt")
-    for extra in ("core", "openvino", "ort-cpu"):
+    for extra in ("core", "openvino", "ort-cpu", "dvc"):
         for name, version in pins(ROOT / f"requirements-{extra}.txt").items():
             assert build.get(name) == version, (
                 f"requirements-{extra}.txt pins {name}=={version}, build {build.get(name)}"
@@ -86,7 +86,8 @@ def test_every_build_pin_has_a_wheel(version, platform):
 @pytest.mark.parametrize("version", PYTHONS)
 def test_deployment_install_resolves(version, platform, pure_wheels, tmp_path):
     runtime = "ort-dml" if platform == "windows" else "ort-cpu"
-    reqs = [f"-r{ROOT / f'requirements-{x}.txt'}" for x in ("core", "openvino")]
+    # the team's route: pulling from the DVC remote (the Hub route is the same without requirements-dvc.txt)
+    reqs = [f"-r{ROOT / f'requirements-{x}.txt'}" for x in ("core", "openvino", "dvc")]
     if runtime == "ort-dml":  # its marker is evaluated for this (Linux) interpreter: name the package itself
         reqs += [f"{n}=={v}" for n, v in pins(ROOT / "requirements-ort-dml.txt").items()]
     else:

@@ -112,3 +112,17 @@ def test_yaml_syntax_error_is_one_line(tmp_path):
     with pytest.raises(ParamsError) as info:
         load_params(bad)
     assert "is not valid YAML" in str(info.value)
+
+
+def test_an_error_line_prints_brackets_as_text(capsys):
+    """Fixes name extras (`pip install "aipc-pipeline[dvc]"`); rich markup must not swallow them."""
+    from pipeline.console import run_main
+    from pipeline.errors import PipelineError
+
+    def fail():
+        raise PipelineError("DVC is missing", fix='pip install "aipc-pipeline[dvc]"')
+
+    with pytest.raises(SystemExit) as exit_:
+        run_main(fail, name="pull")
+    assert exit_.value.code != 0
+    assert 'pip install "aipc-pipeline[dvc]"' in " ".join(capsys.readouterr().err.split())

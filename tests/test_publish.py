@@ -245,8 +245,8 @@ def test_check_reruns_golden_prompts_on_the_local_device(published_project, tmp_
 
 @pytest.fixture(scope="module")
 def deploy_venv(tmp_path_factory) -> Path:
-    """A fresh venv with the deployment install only: the core and the OpenVINO + ONNX Runtime GenAI CPU
-    runtimes, from this checkout (what a team installs on an AI PC to pull and check packages)."""
+    """A fresh venv with the light deployment install only: the core and the OpenVINO + ONNX Runtime GenAI
+    CPU runtimes, from this checkout (what a team installs on an AI PC to pull from the Hub and check)."""
     from tests.conftest import ROOT
 
     venv = tmp_path_factory.mktemp("deploy") / "venv"
@@ -261,22 +261,38 @@ def deploy_venv(tmp_path_factory) -> Path:
     return venv
 
 
-def test_deployment_install_pulls_and_checks_without_the_build_stack(published_project, deploy_venv, tmp_path):
+def test_deployment_install_pulls_and_checks_without_the_build_stack(published_project, deploy_venv, tmp_path, hub):
+    """The light install pulls from the Hub and checks; pulling from the DVC remote says in one line that it
+    needs the ``dvc`` extra, and works once that is installed."""
+    from tests.conftest import ROOT
+
     bin_dir = deploy_venv / "bin"
+    hub_env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": "hf_write", "HF_HUB_DISABLE_XET": "1",
+               "HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf-cache")}  # fmt: skip
     env = dict(
-        os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}", COLUMNS="160", VIRTUAL_ENV=str(deploy_venv)
+        os.environ,
+        PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        COLUMNS="160",
+        VIRTUAL_ENV=str(deploy_venv),
+        **hub_env,
     )
 
     def run(*args: str, cwd: Path = tmp_path) -> subprocess.CompletedProcess:
         return subprocess.run([str(bin_dir / "aipc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
 
-    for heavy in ("torch", "transformers", "optimum", "nncf"):
+    for heavy in ("torch", "transformers", "optimum", "nncf", "dvc"):
         probe = subprocess.run([str(bin_dir / "python"), "-c", f"import {heavy}"], capture_output=True, text=True)
         assert probe.returncode != 0, f"{heavy} is importable in the deployment install"
-    assert aipc(["publish", "--target", "ov-int4", "--target", "ort-cpu-int4"], published_project).returncode == 0
-    for target in ("ov-int4", "ort-cpu-int4"):
+    targets = ("ov-int4", "ort-cpu-int4")
+    published = aipc(
+        ["publish", *(a for t in targets for a in ("--target", t)), "--hf", "--hf-repo-prefix", "team/phi3"],
+        published_project,
+        hub_env,
+    )
+    assert published.returncode == 0, published.stdout + published.stderr
+    for target in targets:
         out = tmp_path / target
-        proc = run("pull", target, "--repo", str(published_project), "--rev", "HEAD", "--out", str(out))
+        proc = run("pull", target, "--from", "hf", "--hf-repo", f"team/phi3-{target}", "--out", str(out))
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert same_tree(out, published_project / "artifacts/packages" / target)
         proc = run("check", str(out), "--device", "CPU")
@@ -285,4 +301,22 @@ def test_deployment_install_pulls_and_checks_without_the_build_stack(published_p
     doctor = run("doctor")
     text = " ".join(doctor.stdout.split())
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert "deployment, runtimes: openvino, ort-cpu" in text and "no params.yaml here" in text
+    assert "deployment, runtimes: openvino, ort-cpu; pulls from the Hub" in text and "no params.yaml here" in text
+
+    no_dvc = run("pull", "ov-int4", "--repo", str(published_project), "--rev", "HEAD", "--out", str(tmp_path / "d"))
+    err = no_dvc.stdout + no_dvc.stderr
+    assert no_dvc.returncode != 0 and "Traceback" not in err and not (tmp_path / "d").exists()
+    assert "DVC is not installed in this environment" in err and "aipc-pipeline[dvc]" in err, err
+
+    proc = subprocess.run(
+        [str(bin_dir / "pip"), "install", "-q", f"{ROOT}[openvino,ort-cpu,dvc]"],
+        capture_output=True, text=True, timeout=1200,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for target in targets:
+        out = tmp_path / f"dvc-{target}"
+        proc = run("pull", target, "--repo", str(published_project), "--rev", "HEAD", "--out", str(out))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert same_tree(out, published_project / "artifacts/packages" / target)
+    text = " ".join(run("doctor").stdout.split())
+    assert "pulls from a DVC remote or the Hub" in text, text

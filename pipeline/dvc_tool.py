@@ -1,0 +1,21 @@
+"""The DVC command of this environment, for the commands that shell out to it (pull, publish)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from pipeline.errors import PipelineError
+
+
+def dvc_executable() -> str:
+    """DVC of this environment. A deployment install has it only with the ``dvc`` extra (DVC and its
+    dependencies are most of that install's time; pulling from the Hub does not need it)."""
+    found = shutil.which("dvc", path=str(Path(sys.executable).parent))
+    if found is None:
+        raise PipelineError(
+            "DVC is not installed in this environment (needed to pull from a DVC remote)",
+            fix='pip install "aipc-pipeline[dvc]" (beside your runtime extra), or pull --from hf',
+        )
+    return found
