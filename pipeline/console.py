@@ -75,5 +75,7 @@ def _internal(exc: BaseException, name: str) -> NoReturn:
         where = f" (traceback in {ERROR_LOG})"
     except OSError:
         where = ""
-    err_console.print(f"[bold red]internal error in {name}:[/] {type(exc).__name__}: {escape(str(exc))}{where}", highlight=False)
+    err_console.print(
+        f"[bold red]internal error in {name}:[/] {type(exc).__name__}: {escape(str(exc))}{where}", highlight=False
+    )
     sys.exit(1)
