@@ -351,6 +351,10 @@ def bench_main_job(work: str, model_dir: str | None, docs: str, keep: bool, resu
             raw = full_size_params(yaml.safe_load(Path("params.yaml").read_text()), model)
             ws = Path(results_path).parent / "project"
             results = repredict(saved, raw, model, ws if ws.is_dir() else Path("."))
+            if "validation" not in results and ws.is_dir():  # a run saved before the breakdown was recorded
+                from pipeline.bench.main_job import validation_breakdown
+
+                results["validation"] = validation_breakdown(ws)
             if "machine" not in results:
                 from pipeline.bench.run import machine_facts
 

@@ -244,9 +244,38 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path) -> dict[str, A
         results["second_repro_up_to_date"] = again.returncode == 0 and "up to date" in again.stdout
         results["footprint_bytes"] = footprint(measured)
         results["distinct_bytes"] = distinct_bytes(ws, model_dir)
+    results["validation"] = validation_breakdown(ws)
     results["finished"] = _now()
     _save(work, results)
     return results
+
+
+def validation_breakdown(ws: Path) -> dict[str, dict[str, Any]]:
+    """Per validated target: the seconds of its long-context passes (one per regime run: lengths read from
+    the same pass share its time), its speed figures with their spread, and its gate verdict — what the
+    validation wall time is made of."""
+    from pipeline.records import ValidationResult
+
+    out: dict[str, dict[str, Any]] = {}
+    for folder in sorted((ws / layout.ARTIFACTS / "validation").glob("*")):
+        if not ValidationResult.exists(folder):
+            continue
+        v = ValidationResult.read(folder)
+        if not v.measured or v.speed is None:
+            continue
+        passes = {(x.regime, x.seconds) for x in v.long_context or [] if x.status == "measured" and x.seconds}
+        out[v.target] = {
+            "long_context_s": round(sum(sec for _, sec in passes), 1),
+            "long_context_lengths": [x.length for x in v.long_context or [] if x.status == "measured"],
+            "timed_tokens": v.speed.timed_tokens,
+            "tpot_ms_median": v.speed.tpot_ms_median,
+            "tpot_ms_p10_p90": v.speed.tpot_ms_p10_p90,
+            "ttft_ms_median": v.speed.ttft_ms_median,
+            "ttft_ms_p10_p90": v.speed.ttft_ms_p10_p90,
+            "passed": v.passed,
+            "device": v.device_label,
+        }
+    return out
 
 
 def _now() -> str:

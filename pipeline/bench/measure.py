@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import resource
+import os
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -29,16 +29,21 @@ class Step:
 
 
 def run_measured(step: Step, cwd: Path, log_path: Path, env: dict[str, str] | None = None) -> Step:
-    """Run ``step.cmd`` with its output in ``log_path``; CPU time from rusage of the waited-for children."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run ``step.cmd`` with its output in ``log_path``.
+
+    Peak RSS: the larger of the tree's sampled sum (``PeakRSS``) and the step's own high-water mark from
+    ``wait4`` — the largest single process among the step and every descendant it waited for (Linux folds a
+    reaped child's peak into its parent's). ``RUSAGE_CHILDREN`` cannot give that per step: it is the largest
+    child of the whole benchmark so far, so a step below an earlier one's peak was left to the sampler,
+    which missed short peaks (an NPU build read 2.5 GiB against 4.7 standalone)."""
     t0 = time.monotonic()
     with open(log_path, "w") as logf:
         proc = psutil.Popen(step.cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT, env=env)
         with PeakRSS(pid=proc.pid, interval=0.1) as peak:
-            step.returncode = proc.wait()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = step.returncode = os.waitstatus_to_exitcode(status)
     step.wall_s = round(time.monotonic() - t0, 2)
-    step.cpu_s = round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 2)
-    step.peak_rss_bytes = peak.peak.rss
-    step.max_single_rss_bytes = after.ru_maxrss * 1024
+    step.cpu_s = round(usage.ru_utime + usage.ru_stime, 2)
+    step.max_single_rss_bytes = usage.ru_maxrss * 1024
+    step.peak_rss_bytes = max(peak.peak.rss, step.max_single_rss_bytes)
     return step

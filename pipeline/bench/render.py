@@ -148,6 +148,11 @@ def main_job_view(mj: dict[str, Any]) -> dict[str, Any]:
         for s in mj["stages"]
     ]  # fmt: skip
     footprint, distinct = mj.get("footprint_bytes"), mj.get("distinct_bytes")
+    walls = {s["stage"].removeprefix("validate@"): s["wall_s"] for s in mj["stages"]}
+    validation = [
+        {"target": t, "wall_s": walls.get(t), "rest_s": walls[t] - v["long_context_s"] if t in walls else None, **v}
+        for t, v in (mj.get("validation") or {}).items()
+    ]
     return {
         "rows": rows,
         "wall_s": sum(s["wall_s"] for s in mj["stages"]),
@@ -155,6 +160,8 @@ def main_job_view(mj: dict[str, Any]) -> dict[str, Any]:
         "max_rss": max((s["peak_rss_bytes"] for s in mj["stages"]), default=0),
         "max_rss_stage": max(mj["stages"], key=lambda s: s["peak_rss_bytes"])["stage"] if mj["stages"] else None,
         "validate_s": sum(s["wall_s"] for s in mj["stages"] if s["stage"].startswith("validate@")),
+        "validation": validation,
+        "long_context_s": sum(v["long_context_s"] for v in validation),
         "footprint": footprint,
         "distinct": distinct,
         "ratio": footprint / distinct if footprint and distinct else None,

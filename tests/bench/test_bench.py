@@ -81,3 +81,49 @@ def test_full_size_benchmark(tmp_path):
     summary = render.summarize(results)
     assert all(r["same_weights"] for r in summary["rows"])
     assert os.path.exists(ROOT / "docs" / "benchmarks.md")
+
+
+def test_main_job_section_breaks_validation_down(repro_project):
+    """The main job's validation time, target by target: long-context passes apart from the rest, with the
+    speed figures' spread — read from the validation records a real `dvc repro` wrote."""
+    from pipeline.bench.main_job import validation_breakdown
+    from pipeline.params import load_params
+
+    params = load_params(repro_project / "params.yaml")
+    enabled = {n for n in params.targets if params.target(n).enabled}
+    breakdown = validation_breakdown(repro_project)
+    assert set(breakdown) == enabled
+    assert all(v["passed"] and v["long_context_s"] > 0 and v["tpot_ms_p10_p90"] for v in breakdown.values())
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    stages = [
+        {"stage": f"validate@{t}", "wall_s": 100.0, "cpu_s": 90.0, "peak_rss_bytes": GiB, "disk_added_bytes": 0,
+         "disk_peak_bytes": 0, "returncode": 0, "predicted_ram_bytes": GiB, "predicted_disk_bytes": 0}
+        for t in breakdown
+    ]  # fmt: skip
+    results["main_job"] = {**results["main_job"], "stages": stages, "validation": breakdown}
+    md = " ".join(render.markdown(results, "aipc bench").split())
+    for t, v in breakdown.items():
+        assert f"| {t} | {v['device']} | 100 s | " in md
+    assert f"Validation of the {len(enabled)} targets: 8.3 min" in md, md[-2000:]
+
+
+def test_a_steps_peak_counts_a_short_lived_grandchild_after_a_bigger_step(tmp_path):
+    """A stage runs as dvc → python: its peak is a grandchild's. After a bigger earlier step (the benchmark's
+    RUSAGE_CHILDREN already higher), a short 400 MB peak of a grandchild is read from the step's own
+    high-water mark, not left to the sampler."""
+    import sys
+
+    from pipeline.bench.measure import Step, run_measured
+
+    def step(mb: int, hold: float) -> Step:
+        inner = f"b = bytearray({mb} * 2**20); b[::4096] = b'x' * len(b[::4096]); import time; time.sleep({hold})"
+        code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {inner!r}], check=True)"
+        return run_measured(Step(f"{mb}", "test", [sys.executable, "-c", code]), tmp_path, tmp_path / "log")
+
+    big = step(800, 0.3)
+    small = step(400, 0.01)
+    assert big.returncode == small.returncode == 0
+    assert big.peak_rss_bytes > 800 * 2**20
+    assert 400 * 2**20 < small.peak_rss_bytes < big.peak_rss_bytes
+    # the step's own high-water mark, not the benchmark's largest child so far (the sampler may miss it)
+    assert 400 * 2**20 < small.max_single_rss_bytes < 800 * 2**20
