@@ -324,7 +324,11 @@ def bench(ctx: click.Context, work: str, docs: str, keep: bool, no_decode: bool,
     default=None,
     help="Render a saved run (WORK/main-job.json) beside the plan of the code as it is now; runs nothing.",
 )
-def bench_main_job(work: str, model_dir: str | None, docs: str, keep: bool, results_path: str | None) -> None:
+@click.option("--resume", is_flag=True, help="Continue the kept run in --work: stages DVC finds up to date keep "
+              "their measurements; the others run.")  # fmt: skip
+def bench_main_job(
+    work: str, model_dir: str | None, docs: str, keep: bool, results_path: str | None, resume: bool
+) -> None:
     """The whole `dvc repro` at Phi-3-mini size, stage by stage: wall, CPU, peak RSS, disk, beside the plan."""
 
     def body() -> None:
@@ -360,7 +364,9 @@ def bench_main_job(work: str, model_dir: str | None, docs: str, keep: bool, resu
 
                 results["machine"] = machine_facts()  # rendered on the machine that ran it
         else:
-            results = run_main_job_bench(Path("."), Path(work), Path(model_dir) if model_dir else None, keep=keep)
+            results = run_main_job_bench(
+                Path("."), Path(work), Path(model_dir) if model_dir else None, keep=keep, resume=resume
+            )
         console.print(write_main_job(results, Path(docs), command))
         if results.get("failed"):
             from pipeline.errors import PipelineError

@@ -83,6 +83,12 @@ def dvc_stages(ws: Path, env: dict[str, str]) -> list[str]:
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
 
 
+def up_to_date(ws: Path, env: dict[str, str], stage: str) -> bool:
+    """DVC's own answer: nothing changed in the stage's deps, params or outputs since its lock entry."""
+    proc = subprocess.run(["dvc", "status", "--json", stage], cwd=ws, env=env, capture_output=True, text=True)
+    return proc.returncode == 0 and json.loads(proc.stdout or "{}") == {}
+
+
 def footprint(paths: list[Path]) -> int:
     """Bytes allocated on disk under ``paths``, each inode counted once (hard links share their bytes)."""
     seen: set[tuple[int, int]] = set()
@@ -184,20 +190,28 @@ def repredict(results: dict[str, Any], raw: dict[str, Any], model_dir: Path, wor
     return out
 
 
-def run_main_job(project_root: Path, work: Path, model_dir: Path) -> dict[str, Any]:
-    """Copy the project into ``work/project``, run every stage measured; returns the results (also saved)."""
+def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool = False) -> dict[str, Any]:
+    """Copy the project into ``work/project``, run every stage measured; returns the results (also saved).
+
+    ``resume``: continue the run in ``work/project`` as it is (its code, params and lock): a stage DVC finds
+    up to date keeps the measurement of the run that made it, every other stage runs measured."""
     import yaml
 
     from pipeline import resource_plan
     from pipeline.params import validate_params
 
     ws = work / "project"
-    if ws.exists():
-        shutil.rmtree(ws)
-    ws.mkdir(parents=True)
-    copy_project(project_root, ws)
-    raw = full_size_params(yaml.safe_load((ws / "params.yaml").read_text()), model_dir.resolve())
-    (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    earlier: dict[str, dict[str, Any]] = {}
+    if resume and (work / "main-job.json").is_file() and ws.is_dir():
+        earlier = {s["stage"]: s for s in json.loads((work / "main-job.json").read_text())["stages"]}
+        raw = yaml.safe_load((ws / "params.yaml").read_text())
+    else:
+        if ws.exists():
+            shutil.rmtree(ws)
+        ws.mkdir(parents=True)
+        copy_project(project_root, ws)
+        raw = full_size_params(yaml.safe_load((ws / "params.yaml").read_text()), model_dir.resolve())
+        (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     cache = work / "cache"
     env = dict(os.environ, AIPC_CACHE=str(cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     logs = work / "logs"
@@ -213,7 +227,14 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path) -> dict[str, A
     results: dict[str, Any] = {"weights_bytes": weights, "stages": [], "started": _now(), "failed": None,
                                "predicted_by": "resource_plan when the run started",
                                "second_repro_up_to_date": None, "footprint_bytes": None, "distinct_bytes": None}  # fmt: skip
+    if earlier:
+        results["resumed"] = _now()
     for stage in dvc_stages(ws, env):
+        prior = earlier.get(stage)
+        if prior and not prior["returncode"] and up_to_date(ws, env, stage):
+            results["stages"].append({**prior, "carried_over": True})
+            log.info("%s: up to date, measured in the earlier run", stage)
+            continue
         before = footprint(measured)
         with PeakDisk(ws) as disk:
             step = run_measured(

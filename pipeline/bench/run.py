@@ -204,7 +204,9 @@ def run_bench(
             shutil.rmtree(work, ignore_errors=True)
 
 
-def run_main_job_bench(project_root: Path, work: Path, model: Path | None, *, keep: bool = False) -> dict[str, Any]:
+def run_main_job_bench(
+    project_root: Path, work: Path, model: Path | None, *, keep: bool = False, resume: bool = False
+) -> dict[str, Any]:
     """``main_job.run_main_job`` on ``model`` (or a Phi-3-mini-shaped model made in ``work``), then clean up."""
     from pipeline.bench.main_job import run_main_job
 
@@ -217,7 +219,7 @@ def run_main_job_bench(project_root: Path, work: Path, model: Path | None, *, ke
     try:
         if made and not (model / "model.safetensors.index.json").is_file():
             make_phi3_mini_shaped(model, tokenizer_source(project_root))
-        results = run_main_job(project_root, work, model)
+        results = run_main_job(project_root, work, model, resume=resume)
         results["machine"] = machine_facts()
         return results
     finally:

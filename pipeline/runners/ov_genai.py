@@ -3,14 +3,15 @@
 Generation uses ``openvino_genai.LLMPipeline`` — what a deployment uses — fed with exact token ids.
 Logits (teacher forcing, perplexity, long context) come from the same IR compiled by OpenVINO Runtime, since
 the pipeline does not expose them; that is done after the timed generations and after the pipeline is
-released, so a large model is never held twice. Each sequence is one full forward pass, as in the reference:
-LongRoPE picks its factors per pass from the largest position in it, so scoring a long-factor run in chunks
-through the KV cache would put short-factor keys in the cache and compare something else (caught by
-``test_long_context``). For that pass the IR's KV state becomes inputs (given empty) and the present-KV
-outputs are dropped (``stateful_to_stateless_transformation``): a 4097-token pass of a Phi-3-mini would
-otherwise keep 3.2 GB of f32 KV state it never reads again. The arithmetic is the IR's; only the attention
-kernel differs from the cache-fused one generation uses (logits equal to ~1e-5 on the embedded model), and
-generation itself is measured through the pipeline above.
+released, so a large model is never held twice.
+
+Long sequences are scored through the KV cache in chunks, as a chunked prefill would: one 4097-token pass of
+a Phi-3-mini FP16 IR (f32) held every layer's activations at once (14.3 GiB). Chunking is exact only while no
+chunk can switch LongRoPE's factors: optimum-intel's IR picks them per pass from the largest position in it,
+so a long-factor run scored in chunks would put short-factor keys in the cache (caught by
+``test_long_context``). Such a run is one pass. (Dropping the KV state for that pass, with
+``stateful_to_stateless_transformation``, was tried: the CPU plugin then held the FP16 weights in f32,
+14 GiB at the first token.)
 
 The runtime reads every weight from the mapped ``openvino_model.bin`` once, at the first inference, and
 repacks it; the mapped file pages are given back then (``mapped_pages``), or a Phi-3-mini FP16 IR would
@@ -32,8 +33,12 @@ import numpy as np
 
 from pipeline.mapped_pages import ReleasingPages
 from pipeline.runners.base import DeviceChoice, DeviceUnavailable, Generation
+from pipeline.targets.base import ModelDims
 
 log = logging.getLogger(__name__)
+
+# Tokens per scoring pass through the KV cache (see the module's docstring).
+PREFILL_CHUNK = 1024
 
 
 def available_devices() -> list[str]:
@@ -102,7 +107,6 @@ class OpenVINOGenAIRunner:
         cfg = self.pipe.get_generation_config()
         self.eos = set(cfg.stop_token_ids) | ({cfg.eos_token_id} if cfg.eos_token_id >= 0 else set())
         self._request = None
-        self._empty_past: dict[str, np.ndarray] = {}
         self.effective: dict[str, str] = {}
 
     def chat_ids(self, messages: list[dict[str, str]]) -> list[int]:
@@ -138,52 +142,53 @@ class OpenVINOGenAIRunner:
         )
 
     def logits(self, ids: list[int]) -> np.ndarray:
-        """Next-token logits at every position of ``ids``, one forward pass. The array is a view of the
-        request's output (a 4097 × 32064 f32 matrix is 525 MB): valid until the next call."""
+        """Next-token logits at every position of ``ids`` (f32, one buffer; chunks written into it)."""
         if self._request is None:
             self._request = self._scoring_request()
-        inputs = {
-            "input_ids": np.array([ids], dtype=np.int64),
-            "attention_mask": np.ones((1, len(ids)), dtype=np.int64),
-            "position_ids": np.arange(len(ids), dtype=np.int64)[None],
-            **self._empty_past,
-        }
-        if self.first_inference:
-            with ReleasingPages(self.model_dir):
-                out = self._request.infer(inputs, share_outputs=True)
-            self.first_inference = False
-        else:
-            out = self._request.infer(inputs, share_outputs=True)
-        return out["logits"][0]
+        req = self._request
+        req.reset_state()
+        chunk = PREFILL_CHUNK if self._chunking_is_exact(len(ids)) else len(ids)
+        out: np.ndarray | None = None
+        for start in range(0, len(ids), chunk):
+            end = min(len(ids), start + chunk)
+            inputs = {
+                "input_ids": np.array([ids[start:end]], dtype=np.int64),
+                "attention_mask": np.ones((1, end), dtype=np.int64),  # the cached prefix + this chunk
+                "position_ids": np.arange(start, end, dtype=np.int64)[None],
+                "beam_idx": np.zeros(1, dtype=np.int32),
+            }
+            if self.first_inference:
+                with ReleasingPages(self.model_dir):
+                    logits = req.infer(inputs, share_outputs=True)["logits"][0]
+                self.first_inference = False
+            else:
+                logits = req.infer(inputs, share_outputs=True)["logits"][0]
+            if out is None:
+                out = np.empty((len(ids), logits.shape[-1]), dtype=np.float32)
+            out[start:end] = logits
+        req.reset_state()  # the KV cache of a 4k sequence is GBs: not kept between calls
+        assert out is not None
+        return out
+
+    def _chunking_is_exact(self, length: int) -> bool:
+        """True when scoring ``length`` tokens chunk by chunk computes what one pass computes: no LongRoPE
+        switch, or a sequence that never passes it (every chunk then uses the short factors, as the pass)."""
+        if length <= PREFILL_CHUNK:
+            return True
+        if not (self.model_dir / "config.json").is_file():
+            return False  # the shape is unknown: one pass is always exact
+        dims = ModelDims.from_config(self.model_dir / "config.json")
+        return not dims.longrope or length <= (dims.original_max_position_embeddings or 0)
 
     def _scoring_request(self) -> Any:
-        """The IR without its KV state, logits as its only output, compiled once the pipeline is gone."""
         import openvino as ov
-        from openvino._offline_transformations import stateful_to_stateless_transformation
 
         if self.choice.device == "NPU":
             raise NotImplementedError("full-sequence logits are not available from the NPU's static pipeline")
         del self.pipe
         self.pipe = None
         gc.collect()
-        core = ov.Core()
-        model = core.read_model(self.model_dir / "openvino_model.xml")
-        stateful_to_stateless_transformation(model)
-        for result in list(model.get_results()):
-            if "logits" not in result.output(0).get_names():
-                model.remove_result(result)
-        model.validate_nodes_and_infer_types()
-        self._empty_past = {}
-        for port in model.inputs:
-            name = port.get_any_name()
-            if name.startswith("past_key_values"):
-                shape = [0 if dim.is_dynamic else dim.get_length() for dim in port.get_partial_shape()]
-                shape[0] = 1  # batch
-                self._empty_past[name] = np.zeros(shape, dtype=port.get_element_type().to_dtype())
-            elif name not in ("input_ids", "attention_mask", "position_ids"):
-                raise RuntimeError(f"{self.model_dir}: unexpected input {name} after removing the KV state")
-        compiled = core.compile_model(model, self.choice.device, self.properties)
-        del model
+        compiled = ov.Core().compile_model(self.model_dir / "openvino_model.xml", self.choice.device, self.properties)
         self.effective = read_back(compiled)
         self.first_inference = True
         return compiled.create_infer_request()
