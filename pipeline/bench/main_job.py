@@ -202,8 +202,10 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool =
 
     ws = work / "project"
     earlier: dict[str, dict[str, Any]] = {}
+    started = _now()
     if resume and (work / "main-job.json").is_file() and ws.is_dir():
-        earlier = {s["stage"]: s for s in json.loads((work / "main-job.json").read_text())["stages"]}
+        saved = json.loads((work / "main-job.json").read_text())
+        earlier, started = {s["stage"]: s for s in saved["stages"]}, saved["started"]
         raw = yaml.safe_load((ws / "params.yaml").read_text())
     else:
         if ws.exists():
@@ -224,7 +226,7 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool =
     resources.require_ram(max(n.ram for n in plan.values()), "the main job's hungriest stage")
     fsutil.require_disk(ws, resource_plan.total_disk(list(plan.values())), "the main job")
     measured = [ws, cache, model_dir]
-    results: dict[str, Any] = {"weights_bytes": weights, "stages": [], "started": _now(), "failed": None,
+    results: dict[str, Any] = {"weights_bytes": weights, "stages": [], "started": started, "failed": None,
                                "predicted_by": "resource_plan when the run started",
                                "second_repro_up_to_date": None, "footprint_bytes": None, "distinct_bytes": None}  # fmt: skip
     if earlier:
