@@ -44,6 +44,7 @@ def require_ram(needed: int, what: str) -> None:
 @dataclass
 class Peak:
     rss: int = 0  # bytes, whole process tree
+    single: int = 0  # bytes, the largest high-water mark (VmHWM) of one process seen in the tree
 
 
 class PeakRSS:
@@ -57,8 +58,8 @@ class PeakRSS:
     """
 
     def __init__(self, pid: int | None = None, interval: float = 0.05):
-        # Measuring another process (a child this process waits for): only the children's high-water mark
-        # can describe it; this process's own is not its business.
+        # Measuring another process (a child this process waits for): its tree's own high-water marks
+        # (``VmHWM``, read while each lives) describe it; this process's marks are not its business.
         self.own = pid is None or pid == os.getpid()
         self.proc = psutil.Process(pid or os.getpid())
         self.interval = interval
@@ -75,6 +76,8 @@ class PeakRSS:
         for p in procs:
             with contextlib.suppress(psutil.Error):
                 total += p.memory_info().rss
+            if not self.own:  # a high-water mark is the process's life, not this block's
+                self.peak.single = max(self.peak.single, _hwm(p.pid))
         self.peak.rss = max(self.peak.rss, total)
         return total
 
@@ -93,9 +96,26 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.sample()
-        for i, (before, after) in enumerate(zip(self._marks, _maxrss(), strict=True)):
-            if after > before and (self.own or i == 1):  # the high-water mark was set inside the block
-                self.peak.rss = max(self.peak.rss, after)
+        if self.own:
+            for before, after in zip(self._marks, _maxrss(), strict=True):
+                if after > before:  # the high-water mark was set inside the block
+                    self.peak.rss = max(self.peak.rss, after)
+        # Another process: its tree's own high-water marks (an exec'd child's ``ru_maxrss`` would start
+        # from the RSS of the process that launched it).
+        self.peak.rss = max(self.peak.rss, self.peak.single)
+
+
+def _hwm(pid: int) -> int:
+    """A process's own RSS high-water mark (Linux ``VmHWM``; 0 elsewhere or once it is gone). Unlike a
+    child's ``ru_maxrss`` it starts afresh at exec, so it does not inherit the RSS of whoever launched it."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def _maxrss() -> tuple[int, int]:

@@ -31,11 +31,12 @@ class Step:
 def run_measured(step: Step, cwd: Path, log_path: Path, env: dict[str, str] | None = None) -> Step:
     """Run ``step.cmd`` with its output in ``log_path``.
 
-    Peak RSS: the larger of the tree's sampled sum (``PeakRSS``) and the step's own high-water mark from
-    ``wait4`` — the largest single process among the step and every descendant it waited for (Linux folds a
-    reaped child's peak into its parent's). ``RUSAGE_CHILDREN`` cannot give that per step: it is the largest
-    child of the whole benchmark so far, so a step below an earlier one's peak was left to the sampler,
-    which missed short peaks (an NPU build read 2.5 GiB against 4.7 standalone)."""
+    Peak RSS: the larger of the tree's sampled sum and the largest single process's own high-water mark
+    (``VmHWM``, read while it lives: the stage's Python process runs for seconds to minutes, so its peak is
+    caught even when the 100 ms sampler misses a short spike). Not ``RUSAGE_CHILDREN``: that is the largest
+    child of the whole benchmark so far, so a step below an earlier one's peak was left to the sampler (an NPU
+    build read 2.5 GiB against 4.7 standalone). Not ``wait4``'s ``ru_maxrss`` either: an exec'd child starts
+    from its launcher's RSS (seen in the test suite: 2.9 GB for a 0.4 GB step launched from pytest)."""
     t0 = time.monotonic()
     with open(log_path, "w") as logf:
         proc = psutil.Popen(step.cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT, env=env)
@@ -44,6 +45,6 @@ def run_measured(step: Step, cwd: Path, log_path: Path, env: dict[str, str] | No
             proc.returncode = step.returncode = os.waitstatus_to_exitcode(status)
     step.wall_s = round(time.monotonic() - t0, 2)
     step.cpu_s = round(usage.ru_utime + usage.ru_stime, 2)
-    step.max_single_rss_bytes = usage.ru_maxrss * 1024
+    step.max_single_rss_bytes = peak.peak.single
     step.peak_rss_bytes = max(peak.peak.rss, step.max_single_rss_bytes)
     return step
