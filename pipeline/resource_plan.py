@@ -65,8 +65,8 @@ def source_dims(params: Params, root: Path = layout.ARTIFACTS) -> ModelDims | No
 
 def long_context_bytes(params: Params, dims: ModelDims | None, kv_element_bytes: int, logits_copies: int) -> int:
     """What the longest long-context pass adds to a validation: the KV cache its runtime keeps during the pass
-    (every layer's keys and values for every position: 3.2 GB in f32 for Phi-3-mini at 4097 tokens; none for
-    OpenVINO and ONNX Runtime alike) and the f32 logits it holds (525 MB per copy)."""
+    (every layer's keys and values for every position, in the runtime's KV type: 3.2 GB in f32 for Phi-3-mini
+    at 4097 tokens) and the f32 logits it holds (525 MB per copy)."""
     lc = params.validation.long_context
     if not lc.enabled or dims is None or not dims.num_layers or not dims.head_dim:
         return 0

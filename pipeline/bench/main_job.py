@@ -190,6 +190,17 @@ def repredict(results: dict[str, Any], raw: dict[str, Any], model_dir: Path, wor
     return out
 
 
+def require_kept_run(work: Path) -> None:
+    """``--resume`` continues a run kept with ``--keep``: one line, before any work, when there is none."""
+    if not ((work / "main-job.json").is_file() and (work / "project").is_dir()):
+        from pipeline.errors import PipelineError
+
+        raise PipelineError(
+            f"--resume: no kept run in {work} (it needs main-job.json and project/)",
+            fix="run without --resume (add --keep to be able to resume later), or pass that run's --work",
+        )
+
+
 def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool = False) -> dict[str, Any]:
     """Copy the project into ``work/project``, run every stage measured; returns the results (also saved).
 
@@ -203,7 +214,8 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool =
     ws = work / "project"
     earlier: dict[str, dict[str, Any]] = {}
     started = _now()
-    if resume and (work / "main-job.json").is_file() and ws.is_dir():
+    if resume:
+        require_kept_run(work)
         saved = json.loads((work / "main-job.json").read_text())
         earlier, started = {s["stage"]: s for s in saved["stages"]}, saved["started"]
         raw = yaml.safe_load((ws / "params.yaml").read_text())

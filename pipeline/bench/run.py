@@ -208,9 +208,11 @@ def run_main_job_bench(
     project_root: Path, work: Path, model: Path | None, *, keep: bool = False, resume: bool = False
 ) -> dict[str, Any]:
     """``main_job.run_main_job`` on ``model`` (or a Phi-3-mini-shaped model made in ``work``), then clean up."""
-    from pipeline.bench.main_job import run_main_job
+    from pipeline.bench.main_job import require_kept_run, run_main_job
 
     project_root, work = project_root.resolve(), work.resolve()
+    if resume:
+        require_kept_run(work)  # before a 7.7 GB model is made
     work.mkdir(parents=True, exist_ok=True)
     made = model is None
     model = (work / "phi3-mini-shaped") if model is None else model.resolve()

@@ -113,8 +113,9 @@ class Estimate(NamedTuple):
     validate_ram: int
     scratch: int = 0  # temporary disk while it builds, freed when it ends (measured as the disk's peak)
     # What scoring one long sequence adds (``pipeline.resource_plan.long_context_bytes``): bytes per element of
-    # the KV cache the runtime keeps during the pass (0: none kept), and the f32 copies of the logits held.
-    kv_element_bytes: int = 0
+    # the KV cache the runtime keeps during the pass (f32 unless the family says less), and the f32 copies of
+    # the logits held.
+    kv_element_bytes: int = 4
     logits_copies: int = 1
 
 

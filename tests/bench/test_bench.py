@@ -127,3 +127,14 @@ def test_a_steps_peak_counts_a_short_lived_grandchild_after_a_bigger_step(tmp_pa
     assert 400 * 2**20 < small.peak_rss_bytes < big.peak_rss_bytes
     # the step's own high-water mark, not the benchmark's largest child so far (the sampler may miss it)
     assert 400 * 2**20 < small.max_single_rss_bytes < 800 * 2**20
+
+
+def test_resume_without_a_kept_run_is_one_line_before_any_work(tmp_path):
+    import subprocess
+
+    work = tmp_path / "work"
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "aipc"), "bench", "main-job", "--work", str(work), "--resume"],
+                          cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, COLUMNS="200"))  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"--resume: no kept run in {work}" in " ".join(proc.stderr.split())
+    assert not work.exists()  # no model made, no folder left
