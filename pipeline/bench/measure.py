@@ -36,7 +36,9 @@ def run_measured(step: Step, cwd: Path, log_path: Path, env: dict[str, str] | No
     caught even when the 100 ms sampler misses a short spike). Not ``RUSAGE_CHILDREN``: that is the largest
     child of the whole benchmark so far, so a step below an earlier one's peak was left to the sampler (an NPU
     build read 2.5 GiB against 4.7 standalone). Not ``wait4``'s ``ru_maxrss`` either: an exec'd child starts
-    from its launcher's RSS (seen in the test suite: 2.9 GB for a 0.4 GB step launched from pytest)."""
+    from its launcher's RSS (seen in the test suite: 2.9 GB for a 0.4 GB step launched from pytest). What this
+    still misses: a descendant that lives less than one sample interval (seen: a 10 ms, 400 MB one read 0.39
+    GB); the stages' processes live for seconds at least."""
     t0 = time.monotonic()
     with open(log_path, "w") as logf:
         proc = psutil.Popen(step.cmd, cwd=cwd, stdout=logf, stderr=subprocess.STDOUT, env=env)
