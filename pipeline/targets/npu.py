@@ -115,9 +115,10 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 
 def estimate(settings: Settings, weights: int) -> Estimate:
     ram = 0.45 + (1.0 if settings.data_aware else 0.0)  # Phi-3-mini main job: 4.8 GiB
-    # validated on CPU without an NPU: the plugin's repacked channel-wise int4 weights + activations
+    # validated on CPU without an NPU: the plugin's repacked channel-wise int4 weights + activations; the OpenVINO
+    # runner reduces a long run's logits chunk by chunk (none held whole)
     return Estimate(
-        scaled(1.6, ram, weights), int(0.27 * weights), scaled(0.85, 0.4, weights), kv_element_bytes=4, logits_copies=1
+        scaled(1.6, ram, weights), int(0.27 * weights), scaled(0.85, 0.4, weights), kv_element_bytes=4, logits_copies=0
     )
 
 

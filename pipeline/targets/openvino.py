@@ -63,9 +63,10 @@ def estimate(settings: Settings, weights: int) -> Estimate:
         scaled(0.85, VALIDATE_RAM[fmt], weights),
         # fp16/fp32: the converted weights are streamed into a temporary file first (measured +7.65 GB)
         0 if quantized else int(size * weights),
-        # scoring keeps the f32 KV cache validation pins (validation.runtime.openvino.KV_CACHE_PRECISION)
+        # scoring keeps the f32 KV cache validation pins (validation.runtime.openvino.KV_CACHE_PRECISION); a
+        # long run's logits are reduced chunk by chunk, never held whole (runners.ov_genai.logits_chunks)
         kv_element_bytes=4,
-        logits_copies=1,
+        logits_copies=0,
     )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from pipeline import progress
 from pipeline.params import Validation
 from pipeline.records import Divergence, LongContextResult, ReferenceOutput, ReferenceRecord
-from pipeline.runners.base import Runner, cut_at_eos
+from pipeline.runners.base import Runner, cut_at_eos, logits_in_chunks
 from pipeline.targets.base import ModelDims
 from pipeline.validate import long_context, parity
 from pipeline.validate import metrics as m
@@ -129,17 +129,20 @@ def long_context_results(
     for file, lengths in by_run.items():
         run = next(x for x in ref.long_context if x.file == file)
         longest = max(lengths)
-        ids = np.load(ref_dir / run.file)["ids"][:longest].tolist()
+        data = np.load(ref_dir / run.file)
+        ids = data["ids"][:longest]
+        scores = long_context.RunScores(ids, data["positions"])
         t0 = time.perf_counter()
         try:
-            logits = runner.logits(ids)
+            for start, logits in logits_in_chunks(runner, ids.tolist()):
+                scores.add(start, logits)
         except NotImplementedError as exc:
             for n in lengths:
                 results[n].reason = str(exc)
             continue
         seconds = round(time.perf_counter() - t0, 2)
         for n in lengths:
-            cmp = long_context.compare(run, ref_dir, n, logits[:n])
+            cmp = scores.compare(run, ref_dir, n)
             res = results[n]
             res.status, res.agreement, res.nll_delta, res.seconds = "measured", cmp.agreement, cmp.nll_delta, seconds
             res.kl_mean, res.kl_p99, res.kl_max, res.kl_positions = (
@@ -148,5 +151,5 @@ def long_context_results(
                 cmp.kl_max,
                 cmp.kl_positions,
             )
-        del logits
+        del scores
     return list(results.values())

@@ -112,3 +112,31 @@ def test_a_long_factor_run_longer_than_a_prefill_chunk_is_one_pass(longrope, bui
     assert {1100, 1101} <= set(measured)
     assert res.passed, res.failures()
     assert all(x.kl_mean < 1e-6 and x.agreement == 1.0 for x in measured.values())
+
+
+def test_a_run_scored_chunk_by_chunk_compares_exactly_as_the_whole_logits(tmp_path):
+    """The OpenVINO runner hands a long run over chunk by chunk so that its logits are never held whole; the
+    comparison must come out bit-identical to the one on the whole matrix, whatever the chunking (a chunk that
+    ends on a KL position, a last row that predicts nothing, a chunk of one token)."""
+    import numpy as np
+
+    from pipeline.records import LongRun
+
+    rng = np.random.default_rng(3)
+    length, vocab = 301, 50
+    ref_logits = rng.normal(size=(length, vocab)).astype(np.float32)
+    ids = rng.integers(0, vocab, length)
+    positions = long_context.sample_positions(length, 16, [256, 257])
+    long_context.reference_run(ref_logits, ids.tolist(), positions, tmp_path / "run.npz")
+    run = LongRun(regime="rope", length=length, file="run.npz", kl_positions=len(positions), seconds=0.0)
+    target = ref_logits + rng.normal(scale=0.3, size=ref_logits.shape).astype(np.float32)
+
+    for n in (256, 257, 301):
+        whole = long_context.compare(run, tmp_path, n, target[:n])
+        assert whole.kl_positions > 0 and 0 < whole.agreement < 1
+        for cuts in ([128, 256], [1, 2, 255, 256], [100, 200, 300], [int(positions[5]) + 1]):
+            scores = long_context.RunScores(ids, positions)
+            bounds = [0, *[c for c in cuts if c < length], length]
+            for a, b in zip(bounds, bounds[1:]):
+                scores.add(a, target[a:b].copy())
+            assert scores.compare(run, tmp_path, n) == whole, (n, cuts)
