@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ from typing import Any
 
 from pipeline import fsutil, layout, resources
 from pipeline.bench.measure import Step, run_measured
+from pipeline.dvc_tool import dvc_executable
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +77,18 @@ def full_size_params(raw: dict[str, Any], model_dir: Path) -> dict[str, Any]:
     return raw
 
 
+def dvc_env(**extra: str) -> dict[str, str]:
+    """This environment's DVC and Python first on PATH: the stages' commands are ``python -m stages.…``, run
+    by DVC through the shell, and ``aipc`` may be called by path without the environment activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]), **extra)
+
+
 def dvc_stages(ws: Path, env: dict[str, str]) -> list[str]:
     """Every stage in ``dvc.yaml`` order (foreach expanded) — the order ``dvc repro`` may run them in."""
-    out = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=ws, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [dvc_executable(), "stage", "list", "--name-only"], cwd=ws, env=env, capture_output=True, text=True
+    )
     if out.returncode:
         raise RuntimeError(f"dvc stage list failed: {out.stderr.strip()}")
     return [line.strip() for line in out.stdout.splitlines() if line.strip()]
@@ -85,7 +96,9 @@ def dvc_stages(ws: Path, env: dict[str, str]) -> list[str]:
 
 def up_to_date(ws: Path, env: dict[str, str], stage: str) -> bool:
     """DVC's own answer: nothing changed in the stage's deps, params or outputs since its lock entry."""
-    proc = subprocess.run(["dvc", "status", "--json", stage], cwd=ws, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [dvc_executable(), "status", "--json", stage], cwd=ws, env=env, capture_output=True, text=True
+    )
     return proc.returncode == 0 and json.loads(proc.stdout or "{}") == {}
 
 
@@ -227,7 +240,7 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool =
         raw = full_size_params(yaml.safe_load((ws / "params.yaml").read_text()), model_dir.resolve())
         (ws / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     cache = work / "cache"
-    env = dict(os.environ, AIPC_CACHE=str(cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env = dvc_env(AIPC_CACHE=str(cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     logs = work / "logs"
     logs.mkdir(exist_ok=True)
 
@@ -252,7 +265,10 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool =
         before = footprint(measured)
         with PeakDisk(ws) as disk:
             step = run_measured(
-                Step(stage, "main-job", ["dvc", "repro", "--single-item", stage]), ws, logs / f"{stage}.log", env
+                Step(stage, "main-job", [dvc_executable(), "repro", "--single-item", stage]),
+                ws,
+                logs / f"{stage}.log",
+                env,
             )
         need = plan.get(stage)
         run = StageRun(
@@ -275,7 +291,7 @@ def run_main_job(project_root: Path, work: Path, model_dir: Path, resume: bool =
             results["failed"] = stage
             break
     else:
-        again = subprocess.run(["dvc", "repro"], cwd=ws, env=env, capture_output=True, text=True)
+        again = subprocess.run([dvc_executable(), "repro"], cwd=ws, env=env, capture_output=True, text=True)
         results["second_repro_up_to_date"] = again.returncode == 0 and "up to date" in again.stdout
         results["footprint_bytes"] = footprint(measured)
         results["distinct_bytes"] = distinct_bytes(ws, model_dir)
