@@ -19,6 +19,7 @@ from pipeline.errors import ParamsError
 from pipeline.params import messages
 from pipeline.params.base import Strict
 from pipeline.params.models import EmbeddedModel, HubModel, LocalModel, ModelEntry
+from pipeline.params.search import Search
 from pipeline.params.validation import Gates, Validation
 from pipeline.targets import FAMILIES, family_module
 from pipeline.targets.base import TargetFamily
@@ -43,6 +44,7 @@ class TargetCommon(Strict):
         "as a proxy); an explicit device (CPU, GPU, NPU, DML) that is absent is an error, never a fallback.",
     )
     gates: Gates = Field(default_factory=Gates)
+    search: Search | None = Field(None, description="What `aipc search <target>` varies (pipeline/params/search.py).")
 
 
 def _target_model(family: str) -> type[TargetCommon]:
@@ -133,12 +135,28 @@ def validate_params(raw: dict[str, Any], *, source: str = "params.yaml", check_m
         raise ParamsError(messages.lines(exc, source, Params)) from None
 
     lines: list[str] = []
+    dims = params.source.dims() if check_model else None
     if check_model:
-        dims = params.source.dims()
         for name, target in params.targets.items():
             if target.enabled:
                 for problem in family_module(target.family).preflight(target.build, dims):
                     lines.append(f"{source}: targets.{name}.build.{problem}")
+    for name, target in params.targets.items():
+        if target.search is not None:
+            lines += [f"{source}: {line}" for line in _search_problems(name, target, raw, dims)]
     if lines:
         raise ParamsError(lines)
     return params
+
+
+def _search_problems(name: str, target: Any, raw: dict[str, Any], dims: Any) -> list[str]:
+    from pipeline.search.space import SpaceError, expand
+
+    if not target.enabled:
+        return [f"targets.{name}.search: the target is disabled (enabled: false); enable it to search it"]
+    base = (raw.get("targets", {}).get(name) or {}).get("build") or {}
+    try:
+        expand(name, target.family, base, target.search, dims)
+    except SpaceError as exc:
+        return exc.lines
+    return []

@@ -1,0 +1,1 @@
+"""``aipc search``: the best artifact per target under its gates, as queued DVC experiments."""
