@@ -1,0 +1,37 @@
+"""The front and the choice: dominated points are off the front, failing points are never chosen."""
+
+from __future__ import annotations
+
+from pipeline.search.pareto import Measured, choose, dominates, front
+
+
+def m(name, size, ms, q, passed=True):
+    return Measured(name, name, size, ms, q, passed)
+
+
+def test_front_keeps_exactly_the_undominated_points():
+    a, b, c = m("a", 100, 10.0, 0.02), m("b", 200, 9.0, 0.01), m("c", 100, 10.0, 0.03)
+    d = m("d", 150, 11.0, 0.05)  # worse than a on every axis
+    assert dominates(a, c) and dominates(a, d) and not dominates(a, b) and not dominates(b, a)
+    assert [p.name for p in front([a, b, c, d])] == ["a", "b"]
+
+
+def test_identical_points_do_not_dominate_each_other():
+    a, b = m("a", 100, 10.0, 0.02), m("b", 100, 10.0, 0.02)
+    assert [p.name for p in front([a, b])] == ["a", "b"]
+
+
+def test_choice_follows_the_objective_among_passing_points_only():
+    small_bad = m("small-bad", 50, 8.0, 0.9, passed=False)
+    small, fast, faithful = m("small", 80, 12.0, 0.05), m("fast", 120, 7.0, 0.04), m("faithful", 200, 11.0, 0.001)
+    pts = [small_bad, small, fast, faithful]
+    assert choose(pts, "smallest").name == "small"
+    assert choose(pts, "fastest").name == "fast"
+    assert choose(pts, "faithful").name == "faithful"
+    assert choose([small_bad], "smallest") is None
+
+
+def test_a_missing_measure_counts_as_worst():
+    timed, untimed = m("timed", 100, 10.0, 0.02), m("untimed", 100, None, 0.02)
+    assert dominates(timed, untimed)
+    assert choose([untimed, timed], "fastest").name == "timed"
