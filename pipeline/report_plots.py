@@ -40,8 +40,17 @@ class Scatter:
     empty: bool = False
 
 
-def scatter(rows: list[dict[str, Any]], x: str, y: str, xlabel: str, ylabel: str, logx: bool = False) -> Scatter:
-    """The plot of ``rows[i][x]`` against ``rows[i][y]``, one labelled point per row with both values."""
+def scatter(
+    rows: list[dict[str, Any]],
+    x: str,
+    y: str,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    hline: float | None = None,
+) -> Scatter:
+    """The plot of ``rows[i][x]`` against ``rows[i][y]``, one labelled point per row with both values
+    (``dim`` rows greyed); ``hline``: a dashed horizontal line at that y, e.g. a gate, kept inside the axes."""
     pts = [(r[x], r[y], r["target"], bool(r.get("dim"))) for r in rows if r.get(x) is not None and r.get(y) is not None]
     view = Scatter(xlabel=xlabel, ylabel=ylabel)
     if not pts:
@@ -52,7 +61,7 @@ def scatter(rows: list[dict[str, Any]], x: str, y: str, xlabel: str, ylabel: str
         return math.log10(v) if logx and v > 0 else v
 
     xs = [tx(p[0]) for p in pts]
-    ys = [p[1] for p in pts]
+    ys = [p[1] for p in pts] + ([hline] if hline is not None else [])
     x0, x1 = min(xs), max(xs)
     y0, y1 = min(ys), max(ys)
     if x1 == x0:
@@ -74,6 +83,8 @@ def scatter(rows: list[dict[str, Any]], x: str, y: str, xlabel: str, ylabel: str
         view.yticks.append((py(yv), f"{yv:.3g}"))
         xv = x0 + (x1 - x0) * i / 4
         view.xticks.append((pad + (w - 2 * pad) * i / 4, f"{10**xv if logx else xv:.3g}"))
+    if hline is not None:
+        view.line = (pad, py(hline), w - pad, py(hline))
     centres = [(px(xv), py(yv), name) for xv, yv, name, _ in pts]
     for (lx, ly, anchor), (cx, cy, name), p in zip(place_labels(centres, w), centres, pts, strict=True):
         view.points.append(Point(cx, cy, name, lx, ly, anchor, dim=p[3]))
