@@ -138,3 +138,20 @@ def test_resume_without_a_kept_run_is_one_line_before_any_work(tmp_path):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert f"--resume: no kept run in {work}" in " ".join(proc.stderr.split())
     assert not work.exists()  # no model made, no folder left
+
+
+def test_the_main_jobs_dvc_runs_this_environments_python(monkeypatch):
+    """``aipc`` called by path without the environment activated: DVC runs each stage's ``python -m stages.…``
+    through the shell, which must find this environment's interpreter (it found none: FileNotFoundError 'dvc'
+    after a 7.6 GB model was made)."""
+    import subprocess
+    import sys
+
+    from pipeline.bench.main_job import dvc_env
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    env = dvc_env()
+    out = subprocess.run(["sh", "-c", 'python -c "import sys; print(sys.prefix)"'], env=env, capture_output=True,
+                         text=True)  # fmt: skip
+    assert out.stdout.strip() == sys.prefix
+    assert subprocess.run(["sh", "-c", "command -v dvc"], env=env, capture_output=True).returncode == 0

@@ -118,6 +118,8 @@ def test_a_run_scored_chunk_by_chunk_compares_exactly_as_the_whole_logits(tmp_pa
     """The OpenVINO runner hands a long run over chunk by chunk so that its logits are never held whole; the
     comparison must come out bit-identical to the one on the whole matrix, whatever the chunking (a chunk that
     ends on a KL position, a last row that predicts nothing, a chunk of one token)."""
+    import itertools
+
     import numpy as np
 
     from pipeline.records import LongRun
@@ -137,6 +139,6 @@ def test_a_run_scored_chunk_by_chunk_compares_exactly_as_the_whole_logits(tmp_pa
         for cuts in ([128, 256], [1, 2, 255, 256], [100, 200, 300], [int(positions[5]) + 1]):
             scores = long_context.RunScores(ids, positions)
             bounds = [0, *[c for c in cuts if c < length], length]
-            for a, b in zip(bounds, bounds[1:]):
+            for a, b in itertools.pairwise(bounds):
                 scores.add(a, target[a:b].copy())
             assert scores.compare(run, tmp_path, n) == whole, (n, cuts)
