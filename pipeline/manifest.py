@@ -36,6 +36,7 @@ def build(
     validation: ValidationResult,
     source: SourceRecord | None,
     runtime_support: RuntimeSupport | None = None,
+    origin: str | None = None,
 ) -> Manifest:
     files = file_table(package_dir, exclude=(Manifest.FILE,))
     facts = target.build
@@ -70,6 +71,7 @@ def build(
         ),
         tools=tools,
         runtime_support=runtime_support,
+        origin=origin,
         device_facts=device_facts,
         validation=ManifestValidation(
             passed=validation.passed,

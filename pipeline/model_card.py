@@ -84,6 +84,7 @@ class CardView:
     toolkits: str
     fingerprint: str
     runtime_versions: str
+    origin: str | None = None
 
 
 def card_view(m: Manifest) -> CardView:
@@ -111,6 +112,7 @@ def card_view(m: Manifest) -> CardView:
                 ' — install one flavour only: `pip install "aipc-pipeline[ort-cpu]"`, or `[ort-dml]` on Windows'
             )
     return CardView(
+        origin=m.origin,
         runtime_versions=runtime_versions,
         name=m.name,
         title=m.description or str(m.runtime),

@@ -67,9 +67,9 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
         validated_with={p: tools[p] for p in family.RUNTIME_PACKAGES if p in tools},
         oldest_proven=dict(family.OLDEST_RUNTIME),
     )
-    draft = manifest.build(name, out_dir, record, validation, source, support)
+    draft = manifest.build(name, out_dir, record, validation, source, support, target.origin)
     (out_dir / CARD).write_text(model_card.render_card(draft), encoding="utf-8")
-    final = manifest.build(name, out_dir, record, validation, source, support)  # now including the card
+    final = manifest.build(name, out_dir, record, validation, source, support, target.origin)  # now including the card
     final.write(out_dir)
     log.info("%s packaged: %d files, fingerprint %s", name, len(final.files), final.fingerprint)
     return final

@@ -45,6 +45,11 @@ class TargetCommon(Strict):
     )
     gates: Gates = Field(default_factory=Gates)
     search: Search | None = Field(None, description="What `aipc search <target>` varies (pipeline/params/search.py).")
+    origin: str | None = Field(
+        None,
+        description="Where the build settings came from, e.g. the search point `aipc search --apply` wrote; "
+        "printed in the model card.",
+    )
 
 
 def _target_model(family: str) -> type[TargetCommon]:

@@ -79,6 +79,7 @@ class Manifest(Record):
     build: ManifestBuild
     tools: ManifestTools
     runtime_support: RuntimeSupport | None = None
+    origin: str | None = None  # targets.<name>.origin: e.g. the search point the settings came from
     device_facts: DeviceFacts
     validation: ManifestValidation
     files: list[FileEntry]

@@ -1,0 +1,121 @@
+"""`aipc search` on the embedded model with real DVC experiments: points queued and run by DVC's workers, a
+search killed with -9 and started again redoing no finished point, and `--apply` + `dvc repro` giving the
+experiment's very artifact."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.test_dvc_source import VENV_BIN, dvc, project_copy
+
+SPACE = {"ratio": [0.8, 1.0], "group_size": [64, 128]}
+
+
+def git(args: list[str], cwd: Path) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def aipc(args: list[str], cwd: Path, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "pipeline.cli", *args]
+    if kw.pop("background", False):
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def search_project(tmp_path_factory, repro_project) -> Path:
+    """A committed copy of the project whose DVC cache is the built project's: its `dvc repro` restores every
+    stage from the run cache, as a team's clone with a shared cache would."""
+    proj = project_copy(tmp_path_factory.mktemp("search") / "proj")
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    doc = rt.load((proj / "params.yaml").read_text())  # round trip: the file keeps its comments
+    doc["targets"]["ov-int4"]["search"] = {"space": SPACE, "objective": "faithful", "quality": "kl"}
+    with (proj / "params.yaml").open("w") as f:
+        rt.dump(doc, f)
+    assert dvc(["cache", "dir", str(repro_project / ".dvc" / "cache")], proj).returncode == 0
+    proc = dvc(["repro"], proj)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    git(["add", "-A"], proj)
+    git(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], proj)
+    return proj
+
+
+def exp_names(proj: Path) -> set[str]:
+    out = dvc(["exp", "list", "--name-only"], proj).stdout
+    return {x.strip() for x in out.splitlines() if x.strip() and not x.rstrip().endswith(":")}
+
+
+def test_a_search_killed_and_started_again_redoes_no_finished_point(search_project):
+    proj = search_project
+    first = aipc(["search", "ov-int4", "--jobs", "1", "--poll", "1"], proj, background=True)
+    deadline = time.monotonic() + 900
+    while not exp_names(proj) and time.monotonic() < deadline:
+        time.sleep(3)
+    done_before = exp_names(proj)
+    assert done_before, "no point finished in 15 min"
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert not (proj / "reports" / "search" / "ov-int4" / "search.json").exists()  # nothing half-written
+
+    again = aipc(["search", "ov-int4", "--poll", "1"], proj, timeout=1800)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    result = json.loads((proj / "reports/search/ov-int4/search.json").read_text())
+    assert len(result["points"]) == 4
+    assert result["ran"] <= 4 - len(done_before)  # the finished points were not queued again
+    assert exp_names(proj) >= done_before and len(exp_names(proj) & {p["name"] for p in result["points"]}) == 4
+    assert result["chosen"] and all(p["passed"] for p in result["points"] if p["name"] == result["chosen"])
+    html = (proj / "reports/search/ov-int4/search.html").read_text()
+    assert 'class="chosen' in html and html.count("<svg") == 2
+
+
+def test_apply_then_repro_builds_the_experiments_artifact(search_project):
+    proj = search_project
+    result = json.loads((proj / "reports/search/ov-int4/search.json").read_text())
+    chosen = next(p for p in result["points"] if p["name"] == result["chosen"])
+    proc = aipc(["search", "ov-int4", "--apply", chosen["name"]], proj)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    target = yaml.safe_load((proj / "params.yaml").read_text())["targets"]["ov-int4"]
+    assert target["origin"].startswith(f"aipc search ov-int4: point {chosen['name']}")
+    assert all(target["build"][k] == v for k, v in chosen["overrides"].items())
+    assert "# " in (proj / "params.yaml").read_text()  # the file's comments are kept
+    repro = dvc(["repro"], proj)
+    assert repro.returncode == 0, repro.stdout[-2000:] + repro.stderr[-2000:]
+
+    def artifact_hash(lock_text: str) -> str:
+        lock = yaml.safe_load(lock_text)
+        outs = lock["stages"]["build@ov-int4"]["outs"]
+        return next(o["md5"] for o in outs if o["path"] == "artifacts/targets/ov-int4")
+
+    exp_lock = git(["show", f"{chosen['rev']}:dvc.lock"], proj)
+    assert artifact_hash((proj / "dvc.lock").read_text()) == artifact_hash(exp_lock)
+    mine = json.loads((proj / "artifacts/report/metrics.json").read_text())["ov-int4"]
+    assert mine["kl_mean"] == chosen["quality"] and round(mine["size_mb"] * 1e6) == chosen["size_bytes"]
+    card = (proj / "artifacts/packages/ov-int4/README.md").read_text()
+    assert f"point {chosen['name']}" in card
+
+
+def test_a_bad_space_stops_before_any_experiment(search_project):
+    proj = search_project
+    params = proj / "params.yaml"
+    text = params.read_text()
+    raw = yaml.safe_load(text)
+    raw["targets"]["ov-int4"]["search"]["space"]["group_sise"] = [64]
+    try:
+        params.write_text(yaml.safe_dump(raw, sort_keys=False))
+        proc = aipc(["search", "ov-int4"], proj)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert "search.space.group_sise: unknown setting" in " ".join(proc.stderr.split())
+    finally:
+        params.write_text(text)
