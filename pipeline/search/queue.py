@@ -106,6 +106,28 @@ def tasks(project: Path) -> list[Task]:
     return [Task(**m.groupdict()) for m in map(_ROW.match, out.splitlines()) if m]
 
 
+_WORKERS = re.compile(r"Worker status:\s*(\d+) active")
+
+
+def active_workers(project: Path) -> int:
+    m = _WORKERS.search(dvc(["queue", "status"], project).stdout)
+    return int(m.group(1)) if m else 0
+
+
+def forget_orphans(project: Path, names: set[str]) -> list[Task]:
+    """Tasks DVC still lists as running although no worker is alive (their worker was killed: a reboot, a
+    kill -9 of the whole session). DVC never finishes them; they are killed and removed, so they are queued
+    again. Measured with DVC 3.67: such a task stays "Running" with "0 active" workers for good."""
+    if active_workers(project):
+        return []
+    orphans = [t for t in tasks(project) if t.status == "Running" and t.name in names]
+    if orphans:
+        ids = [t.task for t in orphans]
+        dvc(["queue", "kill", *ids], project, check=False)
+        dvc(["queue", "remove", *ids], project)
+    return orphans
+
+
 def enqueue(project: Path, name: str, set_args: list[str]) -> None:
     dvc(["exp", "run", "--queue", "-n", name, *set_args, "report"], project)
 

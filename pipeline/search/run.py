@@ -121,7 +121,7 @@ def search(
     t0 = time.monotonic()
 
     done = queue.finished(project) & set(points)
-    requeued = queue.forget_failed(project, set(points))
+    requeued = queue.forget_failed(project, set(points)) + queue.forget_orphans(project, set(points))
     if requeued:
         log.info("queued again after a failure: %s", ", ".join(t.name for t in requeued))
     waiting = {t.name for t in queue.tasks(project) if t.status in ("Queued", "Running")} & set(points)

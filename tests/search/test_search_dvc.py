@@ -4,6 +4,7 @@ experiment's very artifact."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -58,6 +60,9 @@ def exp_names(proj: Path) -> set[str]:
 
 
 def test_a_search_killed_and_started_again_redoes_no_finished_point(search_project):
+    """kill -9 of the search and of DVC's workers mid-way (a point running): started again, the search
+    queues only the points without an experiment (the orphaned task DVC still calls "Running" is taken back)
+    and nothing is written into the project's artifacts or reports before the search completes."""
     proj = search_project
     first = aipc(["search", "ov-int4", "--jobs", "1", "--poll", "1"], proj, background=True)
     deadline = time.monotonic() + 900
@@ -67,6 +72,12 @@ def test_a_search_killed_and_started_again_redoes_no_finished_point(search_proje
     assert done_before, "no point finished in 15 min"
     first.send_signal(signal.SIGKILL)
     first.wait()
+    # and everything else working in the project (DVC's queue workers and the point they run), as a reboot would
+    for proc in psutil.process_iter(["pid", "cwd"]):
+        cwd = proc.info.get("cwd") or ""
+        if proc.pid != os.getpid() and (cwd == str(proj) or cwd.startswith(f"{proj}{os.sep}")):
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
     assert not (proj / "reports" / "search" / "ov-int4" / "search.json").exists()  # nothing half-written
 
     again = aipc(["search", "ov-int4", "--poll", "1"], proj, timeout=1800)
