@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import psutil
 import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline import resource_plan, resources
 from pipeline.params import Params, load_params
@@ -87,21 +88,33 @@ def plan_points(project: Path, target: str) -> tuple[Params, Expansion]:
     return params, expand(target, spec.family, base, spec.search, params.source.dims())
 
 
+class TargetMetrics(BaseModel):
+    """The part of one target's entry in ``artifacts/report/metrics.json`` (``report.flat_metrics``, DVC's
+    metrics file) a search ranks by; an experiment carries that file, so ``dvc exp show`` shows the same."""
+
+    model_config = ConfigDict(extra="ignore")
+    gates_passed: bool
+    size_mb: float
+    ms_per_token: float | None
+    kl_mean: float | None
+    perplexity_increase: float | None
+
+
 def _measured(point: Point, exp: queue.Experiment, quality: str) -> pareto.Measured:
-    m = exp.metrics.get(point.target)
-    if not isinstance(m, dict) or "size_mb" not in m:
+    try:
+        m = TargetMetrics.model_validate(exp.metrics.get(point.target))
+    except ValidationError:
         raise queue.SearchError(
             f"experiment {point.name} has no report metrics for {point.target}",
             fix=f"remove it (dvc exp remove {point.name}) and search again",
-        )
-    q = m.get("kl_mean") if quality == "kl" else m.get("perplexity_increase")
+        ) from None
     return pareto.Measured(
         name=point.name,
         label=point.label(),
-        size_bytes=round(float(m["size_mb"]) * 1e6),
-        ms_per_token=m.get("ms_per_token"),
-        quality=q,
-        passed=bool(m.get("gates_passed")),
+        size_bytes=round(m.size_mb * 1e6),
+        ms_per_token=m.ms_per_token,
+        quality=m.kl_mean if quality == "kl" else m.perplexity_increase,
+        passed=m.gates_passed,
     )
 
 
