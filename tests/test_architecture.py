@@ -36,8 +36,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.resource_plan", "pipeline.stage", "pipeline.sources", "pipeline.build"),
     ("pipeline.runners", "pipeline.npu_lib.runner", "pipeline.validate"),
     ("pipeline.manifest", "pipeline.model_card", "pipeline.package", "pipeline.report", "pipeline.report_plots",
-     "pipeline.publish", "pipeline.pull", "pipeline.doctor"),
-    ("pipeline.bench", "pipeline.npu_lib.cli", "pipeline.cli", "stages"),
+     "pipeline.publish", "pipeline.pull", "pipeline.doctor", "pipeline.search"),
+    ("pipeline.bench", "pipeline.npu_lib.cli", "pipeline.search.command", "pipeline.cli", "stages"),
 ]  # fmt: skip
 MAX_LINES = 400
 FAMILY_CALLERS = {

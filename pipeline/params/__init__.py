@@ -148,20 +148,19 @@ def validate_params(raw: dict[str, Any], *, source: str = "params.yaml", check_m
                     lines.append(f"{source}: targets.{name}.build.{problem}")
     for name, target in params.targets.items():
         if target.search is not None:
-            lines += [f"{source}: {line}" for line in _search_problems(name, target, raw, dims)]
+            lines += [f"{source}: {line}" for line in _search_problems(name, target, dims)]
     if lines:
         raise ParamsError(lines)
     return params
 
 
-def _search_problems(name: str, target: Any, raw: dict[str, Any], dims: Any) -> list[str]:
-    from pipeline.search.space import SpaceError, expand
+def _search_problems(name: str, target: Any, dims: Any) -> list[str]:
+    from pipeline.params.search import SpaceError, expand
 
     if not target.enabled:
         return [f"targets.{name}.search: the target is disabled (enabled: false); enable it to search it"]
-    base = (raw.get("targets", {}).get(name) or {}).get("build") or {}
     try:
-        expand(name, target.family, base, target.search, dims)
+        expand(name, target.family, target.build.model_dump(mode="json"), target.search, dims)
     except SpaceError as exc:
         return exc.lines
     return []

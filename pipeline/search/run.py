@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import psutil
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pipeline import resource_plan, resources
 from pipeline.params import Params, load_params
+from pipeline.params.search import Expansion, Point, expand
 from pipeline.records.base import Model, Record
 from pipeline.search import pareto, queue
-from pipeline.search.space import Expansion, Point, expand
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +82,7 @@ def plan_points(project: Path, target: str) -> tuple[Params, Expansion]:
             f"targets.{target} has no search: block in params.yaml",
             fix=f"add targets.{target}.search.space (README: Searching a target's settings)",
         )
-    raw = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
-    base = raw["targets"][target].get("build") or {}
-    return params, expand(target, spec.family, base, spec.search, params.source.dims())
+    return params, expand(target, spec.family, spec.build.model_dump(mode="json"), spec.search, params.source.dims())
 
 
 class TargetMetrics(BaseModel):

@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.errors import ParamsError
 from pipeline.params import validate_params
-from pipeline.search.space import expand
+from pipeline.params.search import expand
 from pipeline.targets.base import ModelDims
 
 PHI3_MINI = ModelDims(3072, 8192, num_layers=32, vocab_size=32064, num_heads=32)
