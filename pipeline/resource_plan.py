@@ -24,7 +24,7 @@ from pipeline.targets.base import ModelDims
 
 GiB = 2**30
 FLOOR = int(0.6 * GiB)  # a stage that imports a runtime (OpenVINO, onnxruntime, torch): measured 0.4–0.85 GiB
-LIGHT = int(0.15 * GiB)  # a stage that only reads and writes records and links (measured 0.09–0.11 GiB)
+LIGHT = int(0.10 * GiB)  # a stage that only reads and writes records and links (measured 0.09–0.11 GiB)
 IMPORT_TORCH = 2.5  # GiB: optimum-intel's export imports torch and traces (measured on the embedded model)
 
 
@@ -73,6 +73,19 @@ def long_context_bytes(params: Params, dims: ModelDims | None, kv_element_bytes:
     length = max(n for n, _ in lc.model_lengths(dims))
     kv = 2 * dims.num_layers * (dims.num_kv_heads or dims.num_heads or 1) * dims.head_dim * length
     return kv_element_bytes * kv + logits_copies * length * (dims.vocab_size or 0) * 4
+
+
+def reference_disk(params: Params, dims: ModelDims | None) -> int:
+    """What the reference keeps: f32 log-probs over the vocabulary for every teacher-forced token (prompts ×
+    max_new_tokens) and for ``kl_positions`` positions (+ both sides of an edge) per long-context run — one run,
+    or two for LongRoPE (a run per regime). Phi-3-mini main job: 24.6 MB + 33 MB, 0.06 GB added."""
+    if dims is None or not dims.vocab_size:
+        return 0
+    v = params.validation
+    rows = len(params.prompts()) * v.max_new_tokens
+    if v.long_context.enabled:
+        rows += (2 if dims.longrope else 1) * (v.long_context.kl_positions + 4)
+    return 4 * dims.vocab_size * rows
 
 
 def cache_copies(root: Path = Path(".")) -> int:
@@ -133,7 +146,15 @@ def plan(
         )
     # transformers: the bf16 checkpoint memory-mapped, each Linear up-cast to fp32 on the fly (pipeline.runners.hf)
     # the bf16 checkpoint mapped, one layer widened to fp32 at a time, and the long run's activations
-    out.append(_need("reference", 1.14, w, 0, "the bf16 checkpoint, mapped; fp32 compute one layer at a time"))
+    out.append(
+        _need(
+            "reference",
+            1.14,
+            w,
+            copies * reference_disk(params, dims),
+            "the bf16 checkpoint, mapped; fp32 compute one layer at a time",
+        )
+    )
     for n, e in est.items():
         long_run = long_context_bytes(params, dims, e.kv_element_bytes, e.logits_copies) if e else 0
         ram = max(e.validate_ram, FLOOR) + long_run if e else LIGHT
