@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,3 +20,10 @@ def dvc_executable() -> str:
             fix='pip install "aipc-pipeline[dvc]" (beside your runtime extra), or pull --from hf',
         )
     return found
+
+
+def dvc_env(**extra: str) -> dict[str, str]:
+    """This environment's DVC and Python first on PATH: the stages' commands are ``python -m stages.…``, run
+    by DVC through the shell, and ``aipc`` may be called by path without the environment activated."""
+    bin_dir = str(Path(sys.executable).parent)
+    return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]), **extra)

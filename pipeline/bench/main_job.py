@@ -20,7 +20,6 @@ import logging
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -29,7 +28,7 @@ from typing import Any
 
 from pipeline import fsutil, layout, resources
 from pipeline.bench.measure import Step, run_measured
-from pipeline.dvc_tool import dvc_executable
+from pipeline.dvc_tool import dvc_env, dvc_executable
 
 log = logging.getLogger(__name__)
 
@@ -75,13 +74,6 @@ def full_size_params(raw: dict[str, Any], model_dir: Path) -> dict[str, Any]:
                 if gate in (target.get("gates") or {}):
                     target["gates"][gate] = None
     return raw
-
-
-def dvc_env(**extra: str) -> dict[str, str]:
-    """This environment's DVC and Python first on PATH: the stages' commands are ``python -m stages.…``, run
-    by DVC through the shell, and ``aipc`` may be called by path without the environment activated."""
-    bin_dir = str(Path(sys.executable).parent)
-    return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]), **extra)
 
 
 def dvc_stages(ws: Path, env: dict[str, str]) -> list[str]:

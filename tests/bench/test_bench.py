@@ -147,7 +147,7 @@ def test_the_main_jobs_dvc_runs_this_environments_python(monkeypatch):
     import subprocess
     import sys
 
-    from pipeline.bench.main_job import dvc_env
+    from pipeline.dvc_tool import dvc_env
 
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     env = dvc_env()
