@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, TypeAdapter
 
-from pipeline.dvc_tool import dvc_executable
+from pipeline.dvc_tool import dvc_env, dvc_executable
 from pipeline.errors import PipelineError
 
 log = logging.getLogger(__name__)
@@ -33,12 +31,6 @@ REPORT_METRICS = "artifacts/report/metrics.json"
 
 class SearchError(PipelineError):
     pass
-
-
-def dvc_env() -> dict[str, str]:
-    """The stages' ``python`` and DVC from this environment, whatever the caller's PATH."""
-    bin_dir = str(Path(sys.executable).parent)
-    return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]))
 
 
 def dvc(args: list[str], project: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
