@@ -35,3 +35,21 @@ def test_a_missing_measure_counts_as_worst():
     timed, untimed = m("timed", 100, 10.0, 0.02), m("untimed", 100, None, 0.02)
     assert dominates(timed, untimed)
     assert choose([untimed, timed], "fastest").name == "timed"
+
+
+def test_a_noise_level_difference_does_not_outrank_a_real_one():
+    """The measured ort-cpu-int4 case: same size, KL equal to three digits, one point twice as fast."""
+    slow = m("acc0", 4_560_000, 0.26, 0.021412)
+    fast = m("acc4", 4_560_000, 0.13, 0.021431)
+    assert choose([slow, fast], "smallest").name == "acc4"
+    assert choose([fast, slow], "smallest").name == "acc4"
+
+
+def test_a_real_difference_on_the_objective_still_wins_over_everything_else():
+    smaller = m("smaller", 900, 50.0, 0.09)
+    larger = m("larger", 1000, 5.0, 0.01)  # 11 % larger: not a tie
+    assert choose([larger, smaller], "smallest").name == "smaller"
+    closer, near = m("closer", 1000, 10.0, 0.010), m("near", 500, 5.0, 0.0103)  # 3 % apart: not a tie
+    assert choose([near, closer], "faithful").name == "closer"
+    tied = m("tied", 500, 5.0, 0.0101)  # 1 % from the best KL: tied, and smaller
+    assert choose([closer, tied], "faithful").name == "tied"
