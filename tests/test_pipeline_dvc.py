@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import edited_params
+from tests.support import browser
 from tests.test_dvc_source import dvc
 
 
@@ -98,25 +97,9 @@ def test_impossible_gate_fails_repro_with_one_line_and_keeps_other_results(proje
             assert (project / f"artifacts/validation/{name}/metrics.json").read_bytes() == data, name
 
 
-def _chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-
-
-CHROME_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-
-
 def test_report_renders_in_headless_chromium(project, tmp_path):
-    chrome = _chromium()
-    if chrome is None:
-        if os.environ.get("AIPC_REQUIRE_CHROMIUM") == "1":
-            pytest.fail("chromium is required (apt-get install chromium)")
-        pytest.skip("chromium not installed (Debian package `chromium`)")
-    page = (project / "artifacts/report/report.html").as_uri()
-    profile = ["--user-data-dir=" + str(tmp_path / "profile")]
-    dom = subprocess.run(
-        [chrome, *CHROME_FLAGS, *profile, "--dump-dom", page], capture_output=True, text=True, timeout=120
-    ).stdout
+    page = project / "artifacts/report/report.html"
+    dom = browser.dump_dom(page, tmp_path / "profile")
     params = __import__("yaml").safe_load((project / "params.yaml").read_text())
     for name, t in params["targets"].items():
         row = re.search(rf"<tr data-target=\"{re.escape(name)}\">(.*?)</tr>", dom, re.S)
@@ -129,7 +112,7 @@ def test_report_renders_in_headless_chromium(project, tmp_path):
             assert "disabled" in cells
     assert "proxy: NPU IR on the OpenVINO CPU device" in dom
     assert "DirectML graph on ONNX Runtime" in dom
-    shot = Path(os.environ.get("AIPC_SCREENSHOT_DIR", tmp_path)) / "report.png"
-    subprocess.run([chrome, *CHROME_FLAGS, *profile, "--window-size=1400,2000", f"--screenshot={shot}", page],
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    shot = browser.screenshot(
+        page, tmp_path / "profile", Path(os.environ.get("AIPC_SCREENSHOT_DIR", tmp_path)) / "report.png"
+    )
     assert shot.is_file() and shot.stat().st_size > 20_000
