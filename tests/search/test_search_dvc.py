@@ -5,6 +5,7 @@ experiment's very artifact."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -52,6 +53,14 @@ def search_project(tmp_path_factory, repro_project) -> Path:
     git(["add", "-A"], proj)
     git(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], proj)
     return proj
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def exp_names(proj: Path) -> set[str]:
@@ -111,6 +120,18 @@ def test_apply_then_repro_builds_the_experiments_artifact(search_project):
 
     exp_lock = git(["show", f"{chosen['rev']}:dvc.lock"], proj)
     assert artifact_hash((proj / "dvc.lock").read_text()) == artifact_hash(exp_lock)
+    # and byte for byte: the sha256 of every file the experiment stored (read from the DVC cache through its
+    # directory listing) equals that of the file `dvc repro` built from params.yaml
+    cache = Path(dvc(["cache", "dir"], proj).stdout.strip()) / "files" / "md5"
+    listing_md5 = artifact_hash(exp_lock).removesuffix(".dir")
+    listing = json.loads((cache / listing_md5[:2] / f"{listing_md5[2:]}.dir").read_text())
+    built = proj / "artifacts/targets/ov-int4"
+    assert sorted(e["relpath"] for e in listing) == sorted(
+        str(p.relative_to(built)) for p in built.rglob("*") if p.is_file()
+    )
+    for entry in listing:
+        stored = cache / entry["md5"][:2] / entry["md5"][2:]
+        assert sha256(stored) == sha256(built / entry["relpath"]), entry["relpath"]
     mine = json.loads((proj / "artifacts/report/metrics.json").read_text())["ov-int4"]
     assert mine["kl_mean"] == chosen["quality"] and round(mine["size_mb"] * 1e6) == chosen["size_bytes"]
     card = (proj / "artifacts/packages/ov-int4/README.md").read_text()
