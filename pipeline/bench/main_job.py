@@ -317,6 +317,7 @@ def validation_breakdown(ws: Path) -> dict[str, dict[str, Any]]:
             "ttft_ms_p10_p90": v.speed.ttft_ms_p10_p90,
             "passed": v.passed,
             "device": v.device_label,
+            "phases": v.speed.phases.model_dump() if v.speed.phases else None,
         }
     return out
 

@@ -150,9 +150,11 @@ def main_job_view(mj: dict[str, Any]) -> dict[str, Any]:
     footprint, distinct = mj.get("footprint_bytes"), mj.get("distinct_bytes")
     walls = {s["stage"].removeprefix("validate@"): s["wall_s"] for s in mj["stages"]}
     validation = [
-        {"target": t, "wall_s": walls.get(t), "rest_s": walls[t] - v["long_context_s"] if t in walls else None, **v}
+        {"target": t, "wall_s": walls.get(t), "rest_s": walls[t] - v["long_context_s"] if t in walls else None,
+         # what the stage spent outside the harness: the interpreter, imports, params, the reference's files
+         "startup_s": walls[t] - sum(v["phases"].values()) if t in walls and v.get("phases") else None, **v}
         for t, v in (mj.get("validation") or {}).items()
-    ]
+    ]  # fmt: skip
     return {
         "rows": rows,
         "wall_s": sum(s["wall_s"] for s in mj["stages"]),

@@ -10,7 +10,11 @@ from pipeline.records.base import FileEntry, Record
 
 
 class SourceRecord(Record):
-    """``artifacts/source/source.json``: which model, from where, at which revision, with which files."""
+    """``artifacts/source/source.json``: which model, from where, at which revision, with which files.
+
+    Only what the content is, nothing about the run that fetched it (no time taken): the source is a DVC
+    output that is never cached (``cache: false``), so every queued experiment fetches it again in its own
+    workspace, and its bytes must come out the same for DVC to reuse the IR, the reference and the builds."""
 
     FILE: ClassVar[str] = "source.json"
     model: str
@@ -24,6 +28,5 @@ class SourceRecord(Record):
     offline_cache: str | None = None
     spec: dict[str, Any] | None = None
     cache_key: str | None = None
-    seconds: float = 0.0
     tools: dict[str, str] = Field(default_factory=dict)
     files: list[FileEntry] = Field(default_factory=list)

@@ -66,6 +66,19 @@ class RuntimeRecord(Model):
     effective: dict[str, str]
 
 
+class Phases(Model):
+    """Wall seconds of each part of a validation run: where its time goes at full size (not a speed figure of
+    the artifact; the host's load shows in these too)."""
+
+    load: float  # open the artifact and compile it for the device
+    tokenizer: float  # the artifact's own tokenizer + chat template against the reference's ids
+    generation: float  # warm-up + timed greedy generation of every prompt
+    teacher_forcing: float  # full-sequence logits of every prompt + reference answer (KL, top-1 agreement)
+    perplexity: float  # held-out text
+    long_context: float  # every long-context pass (0 when disabled)
+    rest: float  # decode the answers, similarity, hash the artifact's files, write the record
+
+
 class Speed(Model):
     load_seconds: float
     ttft_ms_median: float | None
@@ -78,6 +91,7 @@ class Speed(Model):
     ttft_ms_p10_p90: list[float] | None = None
     tpot_ms_p10_p90: list[float] | None = None
     timed_tokens: int | None = None  # output tokens the time per token is the median of
+    phases: Phases | None = None
 
 
 class ValidatedArtifact(Model):

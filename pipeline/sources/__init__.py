@@ -46,11 +46,11 @@ def fetch_source(params: Params, out_dir: Path) -> SourceRecord:
         model=params.model,
         kind=entry.kind,
         **record,
-        seconds=round(time.monotonic() - t0, 1),
         tools=versions.tool_versions(("transformers", "tokenizers", "huggingface-hub", "torch", "safetensors")),
         files=file_table(out_dir, exclude=(SourceRecord.FILE,)),
     )
     result.write(out_dir)
+    log.info("source %s (%s) ready in %.1f s", params.model, entry.kind, time.monotonic() - t0)
     return result
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline import cache, fsutil, layout, resources, versions
@@ -24,6 +26,7 @@ from pipeline.params import Params
 from pipeline.records import (
     GateVerdict,
     GoldenOutput,
+    Phases,
     Quality,
     RuntimeRecord,
     Speed,
@@ -50,7 +53,29 @@ def runtime_options(params: Params, name: str) -> RuntimeOptions:
     )
 
 
+class _Clock:
+    """Wall seconds per named phase; what no phase claims is ``rest``."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    def phases(self) -> Phases:
+        named = {k: round(self.seconds.get(k, 0.0), 2) for k in Phases.model_fields if k != "rest"}
+        rest = time.perf_counter() - self.started - sum(self.seconds.values())
+        return Phases(**named, rest=round(max(rest, 0.0), 2))
+
+
 def validate_target(params: Params, name: str, out_dir: Path, root: Path = layout.ARTIFACTS) -> ValidationResult:
+    clock = _Clock()
     target = params.target(name)
     if not target.enabled:
         result = ValidationResult(target=name, family=target.family, status="disabled")
@@ -71,25 +96,31 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
 
     eos = set(ref_record.eos_token_ids)
     with resources.PeakRSS() as peak:
-        runner = open_runner(
-            name, family, settings, target_dir, device=target.device, options=runtime_options(params, name)
-        )
+        with clock.phase("load"):
+            runner = open_runner(
+                name, family, settings, target_dir, device=target.device, options=runtime_options(params, name)
+            )
         log.info("%s: %s on %s", name, family.RUNTIME, runner.choice.label)
 
         # 1. the artifact's own tokenizer + chat template
-        token_matches = [runner.chat_ids([msg.model_dump() for msg in r.messages]) == r.input_ids for r in rows]
+        with clock.phase("tokenizer"):
+            token_matches = [runner.chat_ids([msg.model_dump() for msg in r.messages]) == r.input_ids for r in rows]
         # 2. greedy generation from the reference's prompt ids, timed; divergences classified
-        free = checks.free_running(name, runner, rows, eos, v)
+        with clock.phase("generation"):
+            free = checks.free_running(name, runner, rows, eos, v)
         # 3. teacher forcing, held-out perplexity and long context (full-sequence logits)
         tf, ppl, logits_note, long = None, None, None, None
         try:
-            tf = checks.teacher_forced(runner, rows, ref_dir, ref_record)
-            tnll, count = m.nll(runner.logits(heldout.ids), heldout.ids)
-            ppl = m.perplexity(tnll, count)
+            with clock.phase("teacher_forcing"):
+                tf = checks.teacher_forced(runner, rows, ref_dir, ref_record)
+            with clock.phase("perplexity"):
+                tnll, count = m.nll(runner.logits(heldout.ids), heldout.ids)
+                ppl = m.perplexity(tnll, count)
         except NotImplementedError as exc:
             logits_note = str(exc)
         if v.long_context.enabled:
-            long = checks.long_context_results(runner, family, settings, target_dir, ref_dir, ref_record, dims)
+            with clock.phase("long_context"):
+                long = checks.long_context_results(runner, family, settings, target_dir, ref_dir, ref_record, dims)
         choice = runner.choice
         load_seconds = runner.load_seconds
         properties = {k: str(x) for k, x in runner.properties.items()}
@@ -179,6 +210,7 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
             for r, o, st, t in zip(rows, free.outputs, free.stopped, texts, strict=True)
         ],
     )  # fmt: skip
+    result.speed.phases = clock.phases()
     result.write(out_dir)
     log.info(
         "%s on %s: exact %.2f (%d at ties), teacher-forced %s, KL %s, ppl %s, %s ms/token",

@@ -105,6 +105,9 @@ def test_main_job_section_breaks_validation_down(repro_project):
     for t, v in breakdown.items():
         assert f"| {t} | {v['device']} | 100 s | " in md
     assert f"Validation of the {len(enabled)} targets: 8.3 min" in md, md[-2000:]
+    for t, v in breakdown.items():  # the phases' table: start-up is what the stage spent outside them
+        startup = 100.0 - sum(v["phases"].values())
+        assert f"| {t} | {startup:.0f} | {v['phases']['load']:.0f} | " in md, t
 
 
 def test_a_steps_peak_counts_its_grandchild_after_a_bigger_step(tmp_path):

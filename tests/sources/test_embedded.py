@@ -97,3 +97,23 @@ def test_three_runtimes_tokenize_identically(embedded_dir: Path, og_tokenizer, t
     og_ids = og_tokenizer.encode(text).tolist()
     hf_ids = hf(text, add_special_tokens=False)["input_ids"]
     assert hf_ids == ov_ids == og_ids
+
+
+def test_the_source_stage_output_is_the_same_bytes_every_time(default_params, embedded_dir, tmp_path, monkeypatch):
+    """The source is a DVC output that is never cached: each queued experiment fetches it again in its own
+    workspace, and only identical bytes let DVC reuse the IR, the reference and every build downstream (a
+    `seconds` field once made every fetch differ). Here every reading of the clock is later by a growing step, so
+    anything timed differs between the two fetches."""
+    import itertools
+
+    from pipeline.sources import fetch_source
+
+    ticks = (float(i * i) for i in itertools.count())
+    monkeypatch.setattr("pipeline.sources.time.monotonic", lambda: next(ticks))
+    a, b = tmp_path / "a", tmp_path / "b"
+    fetch_source(default_params, a)
+    fetch_source(default_params, b)
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir()) and "source.json" in names
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name

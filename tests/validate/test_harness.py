@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -21,7 +22,9 @@ def run(params, name, root, tmp_path):
 
 def test_fp16_matches_the_reference_exactly(build, artifacts_root, default_params, tmp_path):
     build("ov-fp16")
+    t0 = time.perf_counter()
     model, out = run(default_params, "ov-fp16", artifacts_root, tmp_path)
+    elapsed = time.perf_counter() - t0
     result = model.dump()
     q = result["quality"]
     assert result["device"] == "CPU" and result["proxy"] is None
@@ -33,6 +36,11 @@ def test_fp16_matches_the_reference_exactly(build, artifacts_root, default_param
     # one timed run per prompt: the time per token is the median of every output token after the first
     lo, hi = s["tpot_ms_p10_p90"]
     assert lo <= s["tpot_ms_median"] <= hi and s["timed_tokens"] > 3 * len(default_params.prompts())
+    # where the run's time went: every phase measured, none negative, together no more than the run
+    phases = s["phases"]
+    assert set(phases) == {"load", "tokenizer", "generation", "teacher_forcing", "perplexity", "long_context", "rest"}
+    assert all(x >= 0 for x in phases.values()) and phases["generation"] > 0 and phases["teacher_forcing"] > 0
+    assert phases["long_context"] > 0 and sum(phases.values()) <= elapsed + 0.05
     golden = [json.loads(x) for x in (out / "outputs.jsonl").read_text().splitlines()]
     assert len(golden) == len(default_params.prompts()) and all(g["text"] for g in golden)
     assert result["gates"]["passed"]
