@@ -20,7 +20,9 @@ import yaml
 
 from tests.test_dvc_source import VENV_BIN, dvc, project_copy
 
-SPACE = {"ratio": [0.8, 1.0], "group_size": [64, 128]}
+# three points: with one worker, a kill mid-way leaves one finished, one running (orphaned) and one queued
+SPACE = {"ratio": [1.0], "group_size": [32, 64, 128]}
+POINTS = 3
 
 
 def git(args: list[str], cwd: Path) -> str:
@@ -92,9 +94,9 @@ def test_a_search_killed_and_started_again_redoes_no_finished_point(search_proje
     again = aipc(["search", "ov-int4", "--poll", "1"], proj, timeout=1800)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     result = json.loads((proj / "reports/search/ov-int4/search.json").read_text())
-    assert len(result["points"]) == 4
-    assert result["ran"] <= 4 - len(done_before)  # the finished points were not queued again
-    assert exp_names(proj) >= done_before and len(exp_names(proj) & {p["name"] for p in result["points"]}) == 4
+    assert len(result["points"]) == POINTS
+    assert result["ran"] <= POINTS - len(done_before)  # the finished points were not queued again
+    assert exp_names(proj) >= done_before and len(exp_names(proj) & {p["name"] for p in result["points"]}) == POINTS
     assert result["chosen"] and all(p["passed"] for p in result["points"] if p["name"] == result["chosen"])
     html = (proj / "reports/search/ov-int4/search.html").read_text()
     assert 'class="chosen' in html and html.count("<svg") == 2
