@@ -100,6 +100,13 @@ def test_a_search_killed_and_started_again_redoes_no_finished_point(search_proje
     assert result["chosen"] and all(p["passed"] for p in result["points"] if p["name"] == result["chosen"])
     html = (proj / "reports/search/ov-int4/search.html").read_text()
     assert 'class="chosen' in html and html.count("<svg") == 2
+    # every point built only its own target: the source, the IR, the reference and the other targets are the
+    # baseline's very outputs (same DVC hashes in each experiment's lock), not rebuilt or taken from another run
+    base = yaml.safe_load(git(["show", "HEAD:dvc.lock"], proj))["stages"]
+    for point in result["points"]:
+        lock = yaml.safe_load(git(["show", f"{point['rev']}:dvc.lock"], proj))["stages"]
+        shared = [s for s in base if not s.endswith("@ov-int4") and s not in ("report", "package@ov-int4")]
+        assert shared and all(lock[s]["outs"] == base[s]["outs"] for s in shared), point["name"]
 
 
 def test_apply_then_repro_builds_the_experiments_artifact(search_project):
