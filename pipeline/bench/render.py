@@ -152,7 +152,8 @@ def main_job_view(mj: dict[str, Any]) -> dict[str, Any]:
     validation = [
         {"target": t, "wall_s": walls.get(t), "rest_s": walls[t] - v["long_context_s"] if t in walls else None,
          # what the stage spent outside the harness: the interpreter, imports, params, the reference's files
-         "startup_s": walls[t] - sum(v["phases"].values()) if t in walls and v.get("phases") else None, **v}
+         "startup_s": walls[t] - sum(v["phases"].values()) if t in walls and v.get("phases") else None,
+         "phases": None, **v}  # runs before the validation recorded its phases have none
         for t, v in (mj.get("validation") or {}).items()
     ]  # fmt: skip
     return {
