@@ -38,7 +38,7 @@ def test_a_missing_measure_counts_as_worst():
 
 
 def test_a_noise_level_difference_does_not_outrank_a_real_one():
-    """The measured ort-cpu-int4 case: same size, KL equal to three digits, one point twice as fast."""
+    """Shaped like the measured ort-cpu-int4 case: same size, KL equal to three digits, one point twice as fast."""
     slow = m("acc0", 4_560_000, 0.26, 0.021412)
     fast = m("acc4", 4_560_000, 0.13, 0.021431)
     assert choose([slow, fast], "smallest").name == "acc4"
