@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from tests.test_dvc_source import VENV_BIN, dvc, project_copy
+from tests.test_pipeline_dvc import stages_run
 
 # three points: with one worker, a kill mid-way leaves one finished, one running (orphaned) and one queued
 SPACE = {"ratio": [1.0], "group_size": [32, 64, 128]}
@@ -39,9 +41,16 @@ def aipc(args: list[str], cwd: Path, **kw) -> subprocess.Popen | subprocess.Comp
 
 @pytest.fixture(scope="module")
 def search_project(tmp_path_factory, repro_project) -> Path:
-    """A committed copy of the project whose DVC cache is the built project's: its `dvc repro` restores every
-    stage from the run cache, as a team's clone with a shared cache would."""
+    """A committed copy of the project whose DVC cache and dvc.lock are the built project's, as a team's clone of
+    the commit its build machine made: its `dvc repro` checks every stage out of the cache (only the searched
+    target's package and the report see the new `search:` key).
+
+    The lock must be the one that goes with the cache: with the developer's committed lock, DVC takes the lock's
+    own entry for a stage whose deps match and, not finding those outputs in this cache, runs the stage again
+    without looking in the run cache (dvc/stage/cache.py `restore`). The outputs differ in their recorded
+    seconds and RSS, so that rebuilt all 21 stages (119 s measured) instead of restoring them."""
     proj = project_copy(tmp_path_factory.mktemp("search") / "proj")
+    shutil.copy2(repro_project / "dvc.lock", proj / "dvc.lock")
     from ruamel.yaml import YAML
 
     rt = YAML()
@@ -52,6 +61,8 @@ def search_project(tmp_path_factory, repro_project) -> Path:
     assert dvc(["cache", "dir", str(repro_project / ".dvc" / "cache")], proj).returncode == 0
     proc = dvc(["repro"], proj)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    ran = stages_run(proc)
+    assert ran <= {"source", "package@ov-int4", "report"}, ran  # the source is uncached: fetched again, same bytes
     git(["add", "-A"], proj)
     git(["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], proj)
     return proj
