@@ -74,9 +74,9 @@ def test_changing_a_validation_knob_reruns_only_validation(project):
         proc = dvc(["repro"], project)
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
         ran = stages_run(proc)
-        assert ran and all(s == "reference" or s.startswith(("validate@", "package@")) or s == "report" for s in ran), (
-            ran
-        )
+        # a speed knob: every validation again, but neither a build nor the fp32 reference (13 min at full size)
+        assert {s for s in ran if s.startswith("validate@")} >= {"validate@ov-int4", "validate@ort-cpu-int4"}, ran
+        assert all(s.startswith(("validate@", "package@")) or s == "report" for s in ran), ran
 
 
 def test_impossible_gate_fails_repro_with_one_line_and_keeps_other_results(project):
