@@ -9,10 +9,9 @@ against what is free, so a build fails in a second with a clear line instead of 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
-from pipeline import fsutil, layout, resources, versions
+from pipeline import fmt, fsutil, layout, resources, versions
 from pipeline.errors import ParamsError
 from pipeline.params import Params
 from pipeline.records import SourceRecord, TargetRecord, TargetSource
@@ -44,9 +43,7 @@ def build_target(params: Params, name: str, work_dir: Path, root: Path = layout.
     ctx = BuildContext(
         target=name, settings=settings, source_dir=source, work_dir=work_dir, artifacts_dir=root, dims=dims
     )
-    t0 = time.monotonic()
-    with resources.PeakRSS() as peak:
-        facts = family.build(ctx)
+    facts = family.build(ctx)
     origin = SourceRecord.read(source) if SourceRecord.exists(source) else None
     record = TargetRecord(
         target=name,
@@ -61,11 +58,9 @@ def build_target(params: Params, name: str, work_dir: Path, root: Path = layout.
             resolved_revision=origin.resolved_revision if origin else None,
         ),
         build=facts,
-        seconds=round(time.monotonic() - t0, 2),
-        peak_rss_bytes=peak.peak.rss,
         size_bytes=fsutil.dir_size(work_dir),
         tools=versions.tool_versions(),
     )
     record.write(work_dir)
-    log.info("%s built in %.1f s (peak RSS %.2f GiB)", name, record.seconds, peak.peak.rss / 2**30)
+    log.info("%s built: %s", name, fmt.size(record.size_bytes))
     return record

@@ -51,3 +51,8 @@ def package_dir(name: str, root: Path = ARTIFACTS) -> Path:
 
 # Project state that belongs to this checkout (never a DVC output): publish log, last error, local remote.
 STATE = Path(".aipc")
+
+
+def runs_dir(root: Path = ARTIFACTS) -> Path:
+    """The run logs (``pipeline.runlog``) of the project whose artifacts are at ``root``."""
+    return root.parent / STATE / "runs"

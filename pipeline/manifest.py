@@ -66,8 +66,6 @@ def build(
             graph=facts.graph if facts else None,
             builder_command=facts.builder_command if facts else None,
             nncf_compress_weights=facts.nncf_compress_weights if facts else None,
-            seconds=target.seconds,
-            peak_rss_bytes=target.peak_rss_bytes,
         ),
         tools=tools,
         runtime_support=runtime_support,

@@ -2,8 +2,9 @@
 
 Read and check params (one line per problem, before any work), clear temporary folders left by killed
 runs, check free RAM and disk against the stage's need (``resource_plan``: one line when it cannot fit),
-produce the output in a temporary sibling folder and move it into place only when complete, and
-turn known failures into one line and an exit code (``console.run_main``).
+produce the output in a temporary sibling folder and move it into place only when complete, log what the
+run measured outside the output (``runlog``: the output's bytes depend on its inputs only), and turn known
+failures into one line and an exit code (``console.run_main``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pipeline import fsutil, resource_plan
+from pipeline import fsutil, resource_plan, runlog
 from pipeline.console import run_main
 from pipeline.params import Params, load_params
 
@@ -35,7 +36,7 @@ def run_output_stage(
         out = out_dir(params)
         fsutil.clean_stale_tmp(out.parent)
         resource_plan.require(params, name, out.parent)
-        with fsutil.atomic_dir(out) as tmp:
+        with runlog.logged_run(name), fsutil.atomic_dir(out) as tmp:
             result = produce(params, tmp)
         if after is not None:
             after(result)

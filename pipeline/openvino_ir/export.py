@@ -8,10 +8,9 @@ openvino-genai can run every derived folder.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
-from pipeline import layout, resources, versions
+from pipeline import layout, versions
 from pipeline.errors import BuildError
 from pipeline.openvino_ir import MODEL_BIN, MODEL_XML, TOKENIZER_FILES
 from pipeline.openvino_ir.inspect import weight_precisions
@@ -19,13 +18,10 @@ from pipeline.records import OvIrRecord
 
 
 def build_ov_ir(params: object, out_dir: Path, root: Path = layout.ARTIFACTS) -> OvIrRecord:
-    """Stage ``ov-ir``: the export into ``out_dir`` (a temporary folder) with its cost and tools recorded."""
+    """Stage ``ov-ir``: the export into ``out_dir`` (a temporary folder) with the tools recorded (its cost goes
+    to the run log: the record is hashed by DVC and every OpenVINO build depends on it)."""
     source = layout.require_source(root)
-    t0 = time.monotonic()
-    with resources.PeakRSS() as peak:
-        record = export_fp_ir(source, out_dir)
-    record.seconds = round(time.monotonic() - t0, 2)
-    record.peak_rss_bytes = peak.peak.rss
+    record = export_fp_ir(source, out_dir)
     record.tools = versions.tool_versions()
     record.write(out_dir)
     return record

@@ -35,6 +35,7 @@ from pipeline.records.package import (
     RuntimeSupport,
 )
 from pipeline.records.reference import ChatMessage, Heldout, LongLength, LongRun, ReferenceOutput, ReferenceRecord
+from pipeline.records.run import HostFacts, RunLog
 from pipeline.records.source import SourceRecord
 from pipeline.records.validation import (
     Divergence,
@@ -60,6 +61,7 @@ __all__ = [
     "GoldenOutput",
     "GraphSummary",
     "Heldout",
+    "HostFacts",
     "LayerPrecision",
     "LongContextResult",
     "LongLength",
@@ -79,6 +81,7 @@ __all__ = [
     "ReferenceOutput",
     "ReferenceRecord",
     "Row",
+    "RunLog",
     "RuntimeRecord",
     "RuntimeSupport",
     "SourceRecord",

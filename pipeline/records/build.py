@@ -31,8 +31,6 @@ class OvIrRecord(Record):
     FILE: ClassVar[str] = "ov_ir.json"
     torch_dtype: str
     weights: WeightSummary
-    seconds: float = 0.0
-    peak_rss_bytes: int = 0
     tools: dict[str, str] = Field(default_factory=dict)
 
 
@@ -91,7 +89,10 @@ class TargetSource(Model):
 
 
 class TargetRecord(Record):
-    """``artifacts/targets/<name>/target.json``: what was built, with which settings, tools and cost."""
+    """``artifacts/targets/<name>/target.json``: what was built, with which settings and tools.
+
+    Only what the inputs decide: the build's seconds and RSS are in the run log (``pipeline.runlog``), or a
+    rebuild with the same bytes would re-run validation and packaging."""
 
     FILE: ClassVar[str] = "target.json"
     target: str
@@ -102,8 +103,6 @@ class TargetRecord(Record):
     settings: dict[str, Any] | None = None
     source: TargetSource | None = None
     build: BuildFacts | None = None
-    seconds: float | None = None
-    peak_rss_bytes: int | None = None
     size_bytes: int | None = None
     tools: dict[str, str] | None = None
 

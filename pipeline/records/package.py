@@ -25,8 +25,6 @@ class ManifestBuild(Model):
     graph: GraphSummary | None
     builder_command: list[str] | None
     nncf_compress_weights: dict[str, str] | None
-    seconds: float | None
-    peak_rss_bytes: int | None
 
 
 class ManifestTools(Model):

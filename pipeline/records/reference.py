@@ -24,7 +24,6 @@ class ReferenceOutput(Row):
     output_ids: list[int]
     stopped: bool
     text: str
-    seconds: float
     # the reference's most likely tokens at every generated step (the stop step included), most likely first:
     # how close each call was, so that a target's divergence at a near-tie is told from a real one
     top_ids: list[list[int]]
@@ -49,7 +48,6 @@ class LongRun(Model):
     regime: str
     file: str
     kl_positions: int
-    seconds: float
 
 
 class LongLength(Model):
@@ -60,7 +58,8 @@ class LongLength(Model):
 
 
 class ReferenceRecord(Record):
-    """``artifacts/reference/reference.json``: what ran the reference."""
+    """``artifacts/reference/reference.json``: what ran the reference (its timings are in the run log: every
+    validation depends on this folder's hash)."""
 
     FILE: ClassVar[str] = "reference.json"
     model: str
@@ -70,8 +69,6 @@ class ReferenceRecord(Record):
     eos_token_ids: list[int]
     prompts: int
     max_new_tokens: int
-    generation_seconds: float
-    load_seconds: float
     heldout_tokens: int
     heldout_perplexity: float
     tools: dict[str, str]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import heldout, layout, progress, versions
+from pipeline import heldout, layout, progress, runlog, versions
 from pipeline.params import Params
 from pipeline.records import ChatMessage, Heldout, LongLength, LongRun, ReferenceOutput, ReferenceRecord
 from pipeline.targets.base import ModelDims
@@ -93,7 +93,6 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> Referenc
                 output_ids=out,
                 stopped=len(out) < len(gen.tokens),
                 text=tok.decode(out, skip_special_tokens=True),
-                seconds=round(gen.seconds, 3),
                 top_ids=top_ids,
                 top_logprobs=top_lps,
             )
@@ -103,6 +102,8 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> Referenc
             step(prompt[:30])
     np.savez(out_dir / TEACHER_FORCED, **tf_logprobs)
     gen_seconds = time.perf_counter() - t0
+    runlog.note("generation", gen_seconds)
+    runlog.note("load", runner.load_seconds)
 
     # Held-out perplexity within the model's original context (beyond it is the long-context check's job).
     n_heldout = min(v.heldout_max_tokens, dims.original_max_position_embeddings or v.heldout_max_tokens)
@@ -126,8 +127,6 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> Referenc
         eos_token_ids=sorted(runner.eos),
         prompts=len(rows),
         max_new_tokens=v.max_new_tokens,
-        generation_seconds=round(gen_seconds, 2),
-        load_seconds=round(runner.load_seconds, 2),
         heldout_tokens=count,
         heldout_perplexity=heldout.perplexity,
         tools=versions.tool_versions(("torch", "transformers", "tokenizers")),
@@ -154,14 +153,8 @@ def reference_long_runs(runner, dims: ModelDims, v, lengths: list[int], out_dir:
         name = f"{LONG_DIR}/run-{length}.npz"
         long_context.reference_run(logits, ids, positions, out_dir / name)
         del logits
-        runs.append(
-            LongRun(
-                length=length,
-                regime=regime,
-                file=name,
-                kl_positions=int(positions.size),
-                seconds=round(time.perf_counter() - t0, 2),
-            )
-        )
-        log.info("reference: long-context run of %d tokens (%s) in %.1f s", length, regime, runs[-1].seconds)
+        seconds = time.perf_counter() - t0
+        runlog.note(f"long context {length}", seconds)
+        runs.append(LongRun(length=length, regime=regime, file=name, kl_positions=int(positions.size)))
+        log.info("reference: long-context run of %d tokens (%s) in %.1f s", length, regime, seconds)
     return runs

@@ -23,7 +23,7 @@ class PrefixCachingRunner:
 
 def row(ids: list[int]) -> ReferenceOutput:
     return ReferenceOutput(prompt="p", messages=[], input_ids=ids, output_ids=[5, 6, 7], stopped=False, text="",
-                           seconds=0.0, top_ids=[[5], [6], [7]], top_logprobs=[[0.0], [0.0], [0.0]])  # fmt: skip
+                           top_ids=[[5], [6], [7]], top_logprobs=[[0.0], [0.0], [0.0]])  # fmt: skip
 
 
 def test_time_to_first_token_counts_only_fresh_prompts():

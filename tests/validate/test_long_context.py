@@ -130,7 +130,7 @@ def test_a_run_scored_chunk_by_chunk_compares_exactly_as_the_whole_logits(tmp_pa
     ids = rng.integers(0, vocab, length)
     positions = long_context.sample_positions(length, 16, [256, 257])
     long_context.reference_run(ref_logits, ids.tolist(), positions, tmp_path / "run.npz")
-    run = LongRun(regime="rope", length=length, file="run.npz", kl_positions=len(positions), seconds=0.0)
+    run = LongRun(regime="rope", length=length, file="run.npz", kl_positions=len(positions))
     target = ref_logits + rng.normal(scale=0.3, size=ref_logits.shape).astype(np.float32)
 
     for n in (256, 257, 301):
