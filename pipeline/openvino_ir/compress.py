@@ -14,6 +14,7 @@ from typing import Any
 from pipeline.errors import BuildError
 from pipeline.mapped_pages import ReleasingPages
 from pipeline.openvino_ir import MODEL_XML
+from pipeline.openvino_ir.save import save_ir
 from pipeline.targets.compression import Calibration, Compression
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def compress(ir_dir: Path, out_xml: Path, settings: Compression, bits: int, data
             compressed = _weight_only_quantization(model, config, calibration_dataset=dataset)
         except Exception as exc:
             raise _explain_nncf_error(exc, settings) from exc
-        ov.save_model(compressed, out_xml, compress_to_fp16=False)
+        save_ir(compressed, out_xml)
     nncf_args = {k: str(v) for k, v in config.to_nncf_dict().items() if v is not None}
     return {"nncf_compress_weights": nncf_args, "data_aware": dataset is not None}
 

@@ -15,6 +15,7 @@ from pipeline.errors import BuildError
 from pipeline.openvino_ir import MODEL_BIN, MODEL_XML
 from pipeline.openvino_ir.export import copy_support_files
 from pipeline.openvino_ir.inspect import weight_precisions
+from pipeline.openvino_ir.save import save_ir
 from pipeline.records import BuildFacts
 
 
@@ -98,7 +99,7 @@ def to_fp16(ir_dir: Path, out_xml: Path) -> None:
         tree.write(tmp_xml, encoding="utf-8", xml_declaration=True)
         _convert_bin(ir_dir / MODEL_BIN, tmp_xml.with_suffix(".bin"), sorted(k for k, bf in regions.items() if bf))
         model = ov.Core().read_model(tmp_xml)
-        ov.save_model(model, out_xml, compress_to_fp16=False)
+        save_ir(model, out_xml)
         del model
 
 
@@ -148,4 +149,4 @@ def to_fp32(ir_dir: Path, out_xml: Path) -> None:
             new = ov.op.Constant(ov.Tensor(np.ascontiguousarray(f32)))
             new.set_friendly_name(op.get_friendly_name())
             op.output(0).replace(new.output(0))
-    ov.save_model(model, out_xml, compress_to_fp16=False)
+    save_ir(model, out_xml)
