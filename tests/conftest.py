@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.numerics import use_portable_cpu_math
 from tests.support.hub_server import FakeHub
+
+# What the tests compute in-process (the session's embedded model, reference, builds) is computed as the stages
+# compute it: the same CPU math profile, set before anything imports PyTorch.
+use_portable_cpu_math()
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -88,14 +88,17 @@ def fetch(entry, out_dir: Path) -> dict:
 
 
 def cache_key(spec: EmbeddedSpec) -> str:
-    """Everything that determines the bytes: spec, this code, the corpus, and the toolkit versions."""
+    """Everything that determines the bytes: spec, this code, the corpus, the toolkit versions and the CPU math
+    profile in effect (``pipeline.numerics``: a model trained under another profile has other weights)."""
+    from pipeline.numerics import PORTABLE_CPU_MATH
     from pipeline.sources import embedded_tokenizer
     from pipeline.versions import fingerprint, tool_versions
 
     code = hashlib.sha256(Path(__file__).read_bytes() + Path(embedded_tokenizer.__file__).read_bytes()).hexdigest()
     text = hashlib.sha256(b"".join(p.text.encode() for p in corpus.paragraphs())).hexdigest()
     tools = tool_versions(("torch", "transformers", "tokenizers", "safetensors"))
-    return fingerprint({"spec": asdict(spec), "code": code, "corpus": text, "tools": tools})
+    math = {k: os.environ.get(k) for k in sorted(PORTABLE_CPU_MATH)}
+    return fingerprint({"spec": asdict(spec), "code": code, "corpus": text, "tools": tools, "math": math})
 
 
 def _store(built: Path, cached: Path) -> None:
