@@ -195,10 +195,53 @@ def runs(as_json: bool) -> None:
         table = Table("stage", "started (UTC)", "wall s", "peak RSS GiB", "CPU", "parts (s)")
         for r in logs:
             parts = ", ".join(f"{k} {v:.1f}" for k, v in r.details.items())
-            table.add_row(r.stage, r.started_at, f"{r.seconds:.1f}", f"{r.peak_rss_bytes / 2**30:.2f}", r.host.cpu, parts)
+            table.add_row(
+                r.stage, r.started_at, f"{r.seconds:.1f}", f"{r.peak_rss_bytes / 2**30:.2f}", r.host.cpu, parts
+            )
         console.print(table)
 
     run_main(body, name="aipc runs")
+
+
+@main.group()
+def ci() -> None:
+    """What the publish workflow's fan-out needs (.github/workflows/publish.yml)."""
+
+
+@ci.command("targets")
+@params_option
+@click.option("--disabled", is_flag=True, help="The disabled targets instead of the enabled ones.")
+def ci_targets(params_path: str, disabled: bool) -> None:
+    """The enabled (or disabled) targets as a JSON list: the build matrix comes from params.yaml, not the YAML."""
+
+    def body() -> None:
+        from pipeline.params import load_params
+
+        p = load_params(params_path)
+        click.echo(json.dumps([n for n, t in p.targets.items() if t.enabled != disabled]))
+
+    run_main(body, name="aipc ci targets")
+
+
+@ci.command("merge-locks")
+@click.argument("base", type=click.Path(dir_okay=False))
+@click.argument("jobs", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--out", default="dvc.lock", show_default=True, help="Where to write the merged lock.")
+def ci_merge_locks(base: str, jobs: tuple[str, ...], out: str) -> None:
+    """BASE (the shared stages' dvc.lock) with each target job's own entries from JOBS — refused if a job
+    changed anything but its own target's stages."""
+
+    def body() -> None:
+        from pathlib import Path
+
+        from pipeline.lock_merge import merge_locks, write_lock
+
+        merged, by_job = merge_locks(Path(base), [Path(j) for j in jobs])
+        write_lock(merged, Path(out))
+        for job, stages in by_job.items():
+            console.print(f"{job}: {', '.join(stages) or 'nothing changed'}", highlight=False)
+
+    run_main(body, name="aipc ci merge-locks")
 
 
 @main.command()

@@ -1,0 +1,119 @@
+"""The publish workflow, job by job, from .github/workflows/publish.yml itself.
+
+Each job runs in its own fresh clone; all they share is a local DVC remote (standing in for S3, given as the
+repository variable DVC_REMOTE_URL), a folder standing in for the artifact store, and a fake Hub on loopback
+for the upload. The Windows (DirectML) and self-hosted NPU jobs cannot run here and are left out; the
+Linux jobs run as written. What each job ran is read from DVC's own output.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.support.actions import Workflow, clean_env, runs_on_linux
+from tests.support.hub_server import FakeHub
+from tests.test_dvc_source import VENV_BIN, dvc, project_copy
+
+WORKFLOW = ROOT / ".github/workflows/publish.yml"
+SHARED = {"source", "ov-ir", "reference"}
+
+
+def origin_repo(dest: Path) -> Path:
+    """The project as it would be pushed: a git repository with one commit of the working tree."""
+    project_copy(dest)
+    git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid"]
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True, capture_output=True)
+    subprocess.run([*git, "commit", "-qm", "release"], cwd=dest, check=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory, embedded_dir):  # embedded_dir: the source stage's build cache is warm
+    tmp = tmp_path_factory.mktemp("workflow")
+    origin = origin_repo(tmp / "origin")
+    remote, store, work = tmp / "s3", tmp / "artifact-store", tmp / "jobs"
+    for d in (remote, store, work):
+        d.mkdir()
+    with FakeHub(write_tokens={"hf_write"}) as hub:
+        env = clean_env() | {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp / "hf")}
+        wf = Workflow(
+            WORKFLOW, origin, work, store,
+            vars={"DVC_REMOTE_URL": str(remote), "HF_REPO_PREFIX": "team/phi3", "NPU_RUNNER": "false"},
+            secrets={"HF_TOKEN": "hf_write", "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""},
+            inputs={"model": "embedded"},
+            base_env=env,
+        )  # fmt: skip
+        skipped = [name for name, job in wf.doc["jobs"].items() if not runs_on_linux(job)]
+        runs = {name: wf.run_job(name) for name in wf.doc["jobs"] if name not in skipped}
+        repos = {rid: dict(repo.commits[repo.refs["main"]]) for rid, repo in hub.repos.items()}
+    return {"runs": runs, "skipped": skipped, "origin": origin, "remote": remote, "store": store, "repos": repos}
+
+
+def test_jobs_this_machine_cannot_run_are_only_the_windows_and_npu_checks(simulated):
+    assert sorted(simulated["skipped"]) == ["check-directml", "check-npu"]
+
+
+def test_prepare_builds_the_shared_stages_once(simulated, default_params):
+    (prepare,) = simulated["runs"]["prepare"]
+    disabled = {
+        f"{s}@{t}" for t, x in default_params.targets.items() if not x.enabled for s in ("build", "validate", "package")
+    }
+    assert set(prepare.stages_run()) == SHARED | disabled, prepare.log[-3000:]
+    assert len(prepare.stages_run()) == len(SHARED | disabled)  # each once
+    assert json.loads(prepare.outputs["targets"]) == [t for t, x in default_params.targets.items() if x.enabled]
+
+
+def test_each_target_job_runs_only_its_own_stages(simulated, default_params):
+    """Each job fetches the source again (an uncached output: users' folders are hard-linked, never copied into
+    DVC's cache) and restores the IR and the reference from the remote: neither is rebuilt."""
+    jobs = simulated["runs"]["build"]
+    enabled = [t for t, x in default_params.targets.items() if x.enabled]
+    assert len(jobs) == len(enabled) == 5
+    for job, target in zip(jobs, enabled, strict=True):
+        want = ["source", f"build@{target}", f"validate@{target}", f"package@{target}"]
+        assert sorted(job.stages_run()) == sorted(want), f"{target}:\n{job.log[-3000:]}"
+
+
+def test_publish_renders_the_report_and_publishes_every_validated_package(simulated, default_params):
+    (publish,) = simulated["runs"]["publish"]
+    assert publish.stages_run() == ["report"], publish.log[-3000:]
+    enabled = [t for t, x in default_params.targets.items() if x.enabled]
+    assert sorted(simulated["repos"]) == sorted(f"team/phi3-{t}" for t in enabled)
+    for t in enabled:
+        files = simulated["repos"][f"team/phi3-{t}"]
+        manifest = json.loads(files["manifest.json"])
+        assert manifest["validation"]["passed"] is True and manifest["name"] == t
+
+
+def test_the_published_lock_matches_the_remote_in_a_teammates_clone(simulated, tmp_path):
+    """A fresh clone with the lock publish assembled: every entry is restored from the remote and the pipeline is
+    up to date (only the uncached source is fetched again); a package pulls and verifies from the remote alone."""
+    clone = tmp_path / "teammate"
+    subprocess.run(["git", "clone", "-q", str(simulated["origin"]), str(clone)], check=True)
+    for rel in ("dvc.lock", "artifacts/report/metrics.json", "artifacts/report/plots.json"):  # what a release commits
+        (clone / rel).write_bytes((simulated["store"] / "dvc-lock" / rel).read_bytes())
+    assert dvc(["remote", "add", "-d", "-f", "storage", str(simulated["remote"])], clone).returncode == 0
+    pulled = dvc(["pull"], clone)
+    assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
+    assert dvc(["repro", "source"], clone).returncode == 0
+    status = dvc(["status"], clone)
+    assert "Data and pipelines are up to date" in status.stdout, status.stdout[-3000:]
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "commit", "-qam", "release lock"], cwd=clone, check=True)
+    elsewhere = tmp_path / "deploy"
+    elsewhere.mkdir()
+    out = elsewhere / "ov-int4"
+    pulled = subprocess.run(
+        [str(VENV_BIN / "aipc"), "pull", "ov-int4", "--repo", str(clone), "--rev", "HEAD", "--out", str(out)],
+        cwd=elsewhere, capture_output=True, text=True, env=clean_env(),
+    )  # fmt: skip
+    assert pulled.returncode == 0, pulled.stdout[-2000:] + pulled.stderr[-2000:]
+    assert "verified against manifest.json" in " ".join(pulled.stdout.split())
+    published = simulated["repos"]["team/phi3-ov-int4"]
+    assert (out / "openvino_model.bin").read_bytes() == published["openvino_model.bin"]
