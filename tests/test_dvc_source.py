@@ -35,8 +35,9 @@ def project_copy(dest: Path) -> Path:
     return dest
 
 
-def dvc(args: list[str], cwd: Path, **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+def dvc(args: list[str], cwd: Path, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    env = dict(env or os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env['PATH']}"
     return subprocess.run([str(VENV_BIN / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True, **kw)
 
 
