@@ -211,14 +211,16 @@ def ci() -> None:
 @ci.command("targets")
 @params_option
 @click.option("--disabled", is_flag=True, help="The disabled targets instead of the enabled ones.")
-def ci_targets(params_path: str, disabled: bool) -> None:
+@click.option("--as-stages", "stage", default=None, help="Print STAGE@<target> for each, space-separated.")
+def ci_targets(params_path: str, disabled: bool, stage: str | None) -> None:
     """The enabled (or disabled) targets as a JSON list: the build matrix comes from params.yaml, not the YAML."""
 
     def body() -> None:
         from pipeline.params import load_params
 
         p = load_params(params_path)
-        click.echo(json.dumps([n for n, t in p.targets.items() if t.enabled != disabled]))
+        names = [n for n, t in p.targets.items() if t.enabled != disabled]
+        click.echo(" ".join(f"{stage}@{n}" for n in names) if stage else json.dumps(names))
 
     run_main(body, name="aipc ci targets")
 
@@ -229,7 +231,7 @@ def ci_targets(params_path: str, disabled: bool) -> None:
 @click.option("--out", default="dvc.lock", show_default=True, help="Where to write the merged lock.")
 def ci_merge_locks(base: str, jobs: tuple[str, ...], out: str) -> None:
     """BASE (the shared stages' dvc.lock) with each target job's own entries from JOBS — refused if a job
-    changed anything but its own target's stages."""
+    changed anything but its own target's stages (BASE itself may be among JOBS: it changes nothing)."""
 
     def body() -> None:
         from pathlib import Path

@@ -12,7 +12,8 @@ from tests.conftest import ROOT
 
 # The workflows pass inputs through env (zizmor: no template expansion inside `run:`) and pick the runner's
 # interpreter (PYTHON=python): both are spelled out here as the README writes them.
-PLACEHOLDERS = {'"$MODEL"': "phi-3-mini-4k", '"package@$TARGET"': "package@<target>", " PYTHON=python": ""}
+PLACEHOLDERS = {'"$MODEL"': "phi-3-mini-4k", '"package@$TARGET"': "package@<target>", " PYTHON=python": "",
+                '"$HF_REPO_PREFIX"': "org/name"}  # fmt: skip
 
 
 def workflow_commands() -> list[str]:
@@ -34,7 +35,12 @@ def workflow_commands() -> list[str]:
 def test_workflows_use_the_readme_commands():
     readme = (ROOT / "README.md").read_text()
     cmds = workflow_commands()
-    assert {"make test", "make lint", "aipc use-model phi-3-mini-4k", "aipc publish --hf --no-dvc"} <= set(cmds)
+    assert {
+        "make test",
+        "make lint",
+        "aipc use-model phi-3-mini-4k",
+        "aipc publish --hf --no-dvc --hf-repo-prefix org/name",
+    } <= set(cmds)
     for cmd in cmds:
         assert cmd in readme, f"workflow command not in the README: {cmd}"
 
