@@ -14,8 +14,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.ci_command import ci_command
 from pipeline.console import run_main
 from pipeline.npu_lib.cli import npu_lib_env_command
+from pipeline.runs_command import runs_command
 from pipeline.search.command import search_command
 
 # Tables stay readable in CI logs and pipes, where rich would otherwise squeeze them into 80 columns.
@@ -172,78 +174,6 @@ def report(params_path: str, as_json: bool) -> None:
             console.print(f"[bold red]gates failed:[/] {', '.join(failed)}")
 
     run_main(body, name="aipc report")
-
-
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the run logs as JSON instead of a table.")
-def runs(as_json: bool) -> None:
-    """What each stage's last run in this checkout cost (wall, peak RSS, host) — from .aipc/runs.
-
-    Kept out of the artifacts so that an artifact's bytes depend on its inputs only: two machines, or two runs,
-    build the same bytes, and a re-run that changed no weight re-runs nothing after it."""
-
-    def body() -> None:
-        from pipeline import runlog
-
-        logs = runlog.read_all()
-        if as_json:
-            click.echo(json.dumps([r.model_dump(mode="json") for r in logs], indent=2))
-            return
-        if not logs:
-            console.print(f"no run logged yet in {runlog.RUNS} (run `dvc repro`)")
-            return
-        table = Table("stage", "started (UTC)", "wall s", "peak RSS GiB", "CPU", "parts (s)")
-        for r in logs:
-            parts = ", ".join(f"{k} {v:.1f}" for k, v in r.details.items())
-            table.add_row(
-                r.stage, r.started_at, f"{r.seconds:.1f}", f"{r.peak_rss_bytes / 2**30:.2f}", r.host.cpu, parts
-            )
-        console.print(table)
-
-    run_main(body, name="aipc runs")
-
-
-@main.group()
-def ci() -> None:
-    """What the publish workflow's fan-out needs (.github/workflows/publish.yml)."""
-
-
-@ci.command("targets")
-@params_option
-@click.option("--disabled", is_flag=True, help="The disabled targets instead of the enabled ones.")
-@click.option("--as-stages", "stage", default=None, help="Print STAGE@<target> for each, space-separated.")
-def ci_targets(params_path: str, disabled: bool, stage: str | None) -> None:
-    """The enabled (or disabled) targets as a JSON list: the build matrix comes from params.yaml, not the YAML."""
-
-    def body() -> None:
-        from pipeline.params import load_params
-
-        p = load_params(params_path)
-        names = [n for n, t in p.targets.items() if t.enabled != disabled]
-        click.echo(" ".join(f"{stage}@{n}" for n in names) if stage else json.dumps(names))
-
-    run_main(body, name="aipc ci targets")
-
-
-@ci.command("merge-locks")
-@click.argument("base", type=click.Path(dir_okay=False))
-@click.argument("jobs", nargs=-1, type=click.Path(dir_okay=False))
-@click.option("--out", default="dvc.lock", show_default=True, help="Where to write the merged lock.")
-def ci_merge_locks(base: str, jobs: tuple[str, ...], out: str) -> None:
-    """BASE (the shared stages' dvc.lock) with each target job's own entries from JOBS — refused if a job
-    changed anything but its own target's stages (BASE itself may be among JOBS: it changes nothing)."""
-
-    def body() -> None:
-        from pathlib import Path
-
-        from pipeline.lock_merge import merge_locks, write_lock
-
-        merged, by_job = merge_locks(Path(base), [Path(j) for j in jobs])
-        write_lock(merged, Path(out))
-        for job, stages in by_job.items():
-            console.print(f"{job}: {', '.join(stages) or 'nothing changed'}", highlight=False)
-
-    run_main(body, name="aipc ci merge-locks")
 
 
 @main.command()
@@ -450,6 +380,8 @@ def bench_main_job(
 
 
 main.add_command(search_command)
+main.add_command(runs_command)
+main.add_command(ci_command)
 
 if __name__ == "__main__":
     main()
