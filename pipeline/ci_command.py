@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
-from rich.console import Console
 
-from pipeline.console import run_main
+from pipeline.console import out_console, params_option, run_main
 
-console = Console() if sys.stdout.isatty() else Console(width=220)
-params_option = click.option(
-    "--params", "params_path", default="params.yaml", show_default=True, help="The params file to read."
-)
+console = out_console
 
 
 @click.group("ci")

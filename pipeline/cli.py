@@ -8,25 +8,18 @@ reads params.yaml from the current folder unless told otherwise, and turns known
 from __future__ import annotations
 
 import json
-import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from pipeline.ci_command import ci_command
-from pipeline.console import run_main
+from pipeline.console import out_console, params_option, run_main
 from pipeline.npu_lib.cli import npu_lib_env_command
 from pipeline.runs_command import runs_command
 from pipeline.search.command import search_command
 
-# Tables stay readable in CI logs and pipes, where rich would otherwise squeeze them into 80 columns.
-console = Console() if sys.stdout.isatty() else Console(width=220)
+console = out_console
 STATUS_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
-
-params_option = click.option(
-    "--params", "params_path", default="params.yaml", show_default=True, help="The params file to read."
-)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

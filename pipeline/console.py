@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable
 from typing import NoReturn
 
+import click
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
@@ -22,7 +23,13 @@ from pipeline.errors import PipelineError
 from pipeline.layout import STATE
 
 err_console = Console(stderr=True)
+# Tables stay readable in CI logs and pipes, where rich would otherwise squeeze them into 80 columns.
+out_console = Console() if sys.stdout.isatty() else Console(width=220)
 ERROR_LOG = STATE / "last-error.log"
+# the option every command that reads params.yaml takes
+params_option = click.option(
+    "--params", "params_path", default="params.yaml", show_default=True, help="The params file to read."
+)
 
 
 def setup_logging(level: str | None = None) -> None:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from pipeline.console import run_main
+from pipeline.console import out_console, run_main
 
-console = Console() if sys.stdout.isatty() else Console(width=220)
+console = out_console
 
 
 @click.command("runs")

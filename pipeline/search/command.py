@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
-from rich.console import Console
 
-from pipeline.console import run_main
+from pipeline.console import out_console, run_main
 
-console = Console() if sys.stdout.isatty() else Console(width=220)
+console = out_console
 
 
 @click.command("search")
