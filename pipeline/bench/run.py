@@ -83,14 +83,26 @@ def bench_params(project_root: Path, model_dir: Path) -> dict[str, Any]:
 
 def weights_digest(runtime: str, folder: Path) -> dict[str, str]:
     """What must be equal for "same weights": OpenVINO: every weight constant (``inspect.weights_sha256``; the
-    project's FP16 IR keeps RoPE's f32 constant that the CLI rounds to f16); ONNX: the files."""
+    project's FP16 IR keeps RoPE's f32 constant that the CLI rounds to f16); ONNX: the weights file and the graph
+    but for its ``producer_version`` (the anchor's stock builder stamps the git commit around its virtual
+    environment, the project's the wheel's: ``ort_builder.child.pin_build_stamp``)."""
     if runtime == "openvino-genai":
         from pipeline.openvino_ir.inspect import weights_sha256
 
         xml = folder / "openvino_model.xml"
         return {"weights": weights_sha256(xml)} if xml.is_file() else {}
-    names = ["model.onnx", "model.onnx.data"]
-    return {n: fsutil.sha256_file(folder / n) for n in names if (folder / n).is_file()}
+    out = {}
+    if (folder / "model.onnx").is_file():
+        import hashlib
+
+        import onnx
+
+        graph = onnx.load(folder / "model.onnx", load_external_data=False)
+        graph.producer_version = ""
+        out["model.onnx"] = hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()
+    if (folder / "model.onnx.data").is_file():
+        out["model.onnx.data"] = fsutil.sha256_file(folder / "model.onnx.data")
+    return out
 
 
 def run_bench(

@@ -153,3 +153,14 @@ def test_low_memory_build_is_byte_identical_to_the_stock_builder(params_raw, bui
     assert json.loads((stock / "target.json").read_text())["build"]["mode"] == "stock"
     for f in ("model.onnx", "model.onnx.data", "genai_config.json"):
         assert (low / f).read_bytes() == (stock / f).read_bytes(), f
+
+
+def test_the_build_stamp_is_the_wheels_commit_not_the_projects(build):
+    """The builder stamps producer_version with the commit of the git repository around its virtual environment —
+    this project's, when .venv sits in it — so every commit rebuilt different ORT bytes (seen in the same-bytes
+    test when a commit landed between two builds); the stamp must be the installed wheel's own."""
+    import onnx
+    import onnxruntime_genai as og
+
+    graph = onnx.load(build("ort-cpu-int4") / "model.onnx", load_external_data=False)
+    assert graph.producer_version == f"{og.__version__}+{og.__commit__[:7]}"
