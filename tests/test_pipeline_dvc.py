@@ -123,3 +123,29 @@ def test_report_renders_in_headless_chromium(project, tmp_path):
         page, tmp_path / "profile", Path(os.environ.get("AIPC_SCREENSHOT_DIR", tmp_path)) / "report.png"
     )
     assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+MEASURED = re.compile(r'"(\w*seconds|peak_rss_bytes|started_at|host)"')
+
+
+def test_what_a_run_measured_is_in_the_run_log_not_in_what_later_stages_depend_on(project):
+    """The shared IR, the builds and the reference hold no seconds, RSS, host or time (every later stage depends
+    on their hash); each stage's run log has them, and `aipc runs --json` reads them."""
+    import subprocess
+    import sys
+
+    for folder in (
+        "artifacts/ov-ir",
+        "artifacts/reference",
+        *(f"artifacts/targets/{t}" for t in os.listdir(project / "artifacts/targets")),
+    ):
+        for f in (project / folder).rglob("*.json*"):
+            if f.name not in ("tokenizer.json", "tokenizer_config.json"):
+                assert not MEASURED.search(f.read_text()), f"{f} records a measurement"
+    lock = __import__("yaml").safe_load((project / "dvc.lock").read_text())["stages"]
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "runs", "--json"], cwd=project, capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    runs = {r["stage"]: r for r in json.loads(proc.stdout)}
+    assert set(runs) >= set(lock), set(lock) - set(runs)
+    assert runs["build@ov-int4"]["seconds"] > 0 and runs["build@ov-int4"]["peak_rss_bytes"] > 2**20
+    assert runs["reference"]["details"]["generation"] > 0 and runs["reference"]["host"]["logical_cpus"] >= 1
