@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline import fmt
 from pipeline.errors import ResourceError
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,8 @@ def require_disk(path: Path, needed: int, what: str) -> None:
     free = free_bytes(path)
     if free < needed:
         raise ResourceError(
-            f"not enough disk for {what}: {needed / 2**30:.1f} GiB needed, {free / 2**30:.1f} GiB free at {path}",
+            # in units that fit: a small model's need once read "0.0 GiB needed, 0.0 GiB free"
+            f"not enough disk for {what}: {fmt.size(needed)} needed, {fmt.size(free)} free at {path}",
             fix="free space (e.g. `dvc gc -w`, delete old artifacts) or point the project at a larger disk",
         )
 

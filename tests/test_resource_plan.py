@@ -85,3 +85,14 @@ def test_sizes_read_in_binary_units(n, text):
     from pipeline.fmt import size
 
     assert size(n) == text
+
+
+def test_a_disk_shortfall_is_said_in_units_that_fit(tmp_path, monkeypatch):
+    """A small model's need once printed "0.0 GiB needed, 0.0 GiB free" (DESIGN, fourth round)."""
+    from pipeline import fsutil
+    from pipeline.errors import ResourceError
+
+    monkeypatch.setattr(fsutil, "free_bytes", lambda path: 3 * 2**20)
+    with pytest.raises(ResourceError) as err:
+        fsutil.require_disk(tmp_path, 5 * 2**20, "building ov-int4")
+    assert "5.0 MiB needed, 3.0 MiB free" in str(err.value)
