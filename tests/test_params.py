@@ -126,3 +126,21 @@ def test_an_error_line_prints_brackets_as_text(capsys):
         run_main(fail, name="pull")
     assert exit_.value.code != 0
     assert 'pip install "aipc-pipeline[dvc]"' in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_refused_group_size_names_the_sizes_that_fit_not_the_refused_one(params_raw):
+    """Hidden size 576 (a real 135M checkpoint): group 128 was refused with "e.g. 128" as the fix."""
+    from pipeline.errors import ParamsError
+    from pipeline.params import validate_params
+
+    params_raw["models"]["small"] = {"kind": "hub", "repo": "x/y", "revision": "a" * 40,
+                                     "hidden_size": 576, "intermediate_size": 1536}  # fmt: skip
+    params_raw["model"] = "small"
+    params_raw["targets"]["ov-npu-int4"]["build"]["group_size"] = 128  # the NPU's other allowed size
+    with pytest.raises(ParamsError) as info:
+        validate_params(params_raw)
+    lines = {line.split(" = ")[0]: line for line in info.value.lines}
+    ov = lines["params.yaml: targets.ov-int4.build.group_size"]
+    assert "divides them all: 64, 32, 16;" in ov and "-1 (per channel)" in ov and "e.g. 128" not in ov
+    assert "divides them all: 64, 32, 16" in lines["params.yaml: targets.ort-dml-int4.build.block_size"]
+    assert "use group_size: -1" in lines["params.yaml: targets.ov-npu-int4.build.group_size"]

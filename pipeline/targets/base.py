@@ -83,15 +83,24 @@ class ModelDims:
         )
 
 
-def group_size_problems(key: str, group_size: int, dims: ModelDims, fix: str) -> list[str]:
-    """Why ``group_size`` cannot be used on a model of shape ``dims`` (empty when it can)."""
+def group_size_problems(
+    key: str, group_size: int, dims: ModelDims, candidates: tuple[int, ...], also: str = ""
+) -> list[str]:
+    """Why ``group_size`` cannot be used on a model of shape ``dims`` (empty when it can), naming the sizes among
+    ``candidates`` that divide every layer — a fixed "e.g. 128" once suggested the very value just refused (hidden
+    size 576). ``also``: the family's other way out, said after them."""
     if group_size == -1:
         return []
     bad = {name: size for name, size in dims.input_channels.items() if size % group_size}
     if not bad:
         return []
     sizes = ", ".join(f"{name}={size}" for name, size in bad.items())
-    return [f"{key} = {group_size}: does not divide the input channels of {sizes}; {fix}"]
+    fits = [c for c in candidates if all(size % c == 0 for size in dims.input_channels.values())]
+    ways = [f"use one that divides them all: {', '.join(map(str, fits))}"] if fits else []
+    if candidates and not fits:
+        ways.append(f"none of {'/'.join(map(str, candidates))} divides them all")
+    ways += [also] if also else []
+    return [f"{key} = {group_size}: does not divide the input channels of {sizes}; {'; '.join(ways)}"]
 
 
 GiB = 2**30

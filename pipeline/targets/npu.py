@@ -109,7 +109,9 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
     if settings.group_size_fallback != "error":
         problems.append(f"group_size_fallback = {settings.group_size_fallback}: {rule} one group size for every layer")
     if dims is not None and settings.group_size == 128:
-        problems += group_size_problems("group_size", 128, dims, "use group_size: -1 (channel-wise)")
+        problems += group_size_problems(
+            "group_size", 128, dims, (), "the NPU takes 128 or -1: use group_size: -1 (channel-wise)"
+        )
     return problems
 
 

@@ -41,8 +41,8 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
             "group_size",
             settings.group_size,
             dims,
-            "use a group size that divides them (e.g. 128, 64, or -1 per channel) "
-            "or set group_size_fallback: ignore|adjust",
+            (256, 128, 64, 32, 16),
+            "or -1 (per channel), or set group_size_fallback: ignore|adjust",
         )
     return problems
 

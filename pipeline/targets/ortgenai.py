@@ -63,9 +63,7 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
     if reserved:
         problems.append(f"extra_options.{sorted(reserved)[0]}: set by the pipeline (the source is always local)")
     if settings.precision in ("int4", "int8") and dims is not None:
-        problems += group_size_problems(
-            "block_size", settings.block_size, dims, "use a block size that divides them (16/32/64/128)"
-        )
+        problems += group_size_problems("block_size", settings.block_size, dims, (256, 128, 64, 32, 16))
     if dims is not None and dims.rotary_dim and dims.head_dim:
         half = dims.rotary_dim // 2
         if half % 8 or half > dims.head_dim // 2:
