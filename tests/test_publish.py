@@ -320,3 +320,19 @@ def test_deployment_install_pulls_and_checks_without_the_build_stack(published_p
         assert same_tree(out, published_project / "artifacts/packages" / target)
     text = " ".join(run("doctor").stdout.split())
     assert "pulls from a DVC remote or the Hub" in text, text
+
+
+def test_a_package_published_before_the_run_log_still_reads(published_project, tmp_path):
+    """Packages published by earlier versions carry the build's seconds and RSS in their manifest: pulling or
+    checking one must not be refused as a foreign file."""
+    from pipeline import manifest
+    from pipeline.records import Manifest
+
+    old = tmp_path / "ov-int4"
+    shutil.copytree(published_project / "artifacts/packages/ov-int4", old)
+    (old / "manifest.json").chmod(0o644)
+    data = json.loads((old / "manifest.json").read_text())
+    data["build"].update(seconds=12.3, peak_rss_bytes=456789)  # as the earlier version wrote them
+    (old / "manifest.json").write_text(json.dumps(data))
+    assert Manifest.read(old).build.seconds == 12.3
+    assert manifest.verify(old) == []

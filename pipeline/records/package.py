@@ -25,6 +25,10 @@ class ManifestBuild(Model):
     graph: GraphSummary | None
     builder_command: list[str] | None
     nncf_compress_weights: dict[str, str] | None
+    # Read, never written: packages published before the run log (2026-12) carry the build's cost here, and a
+    # team pulling one of them must not be refused. A build's cost is in the run log now (pipeline.runlog).
+    seconds: float | None = None
+    peak_rss_bytes: int | None = None
 
 
 class ManifestTools(Model):
