@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pipeline import layout, resources
+from pipeline.errors import PipelineError
 from pipeline.records.run import HostFacts, RunLog
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,14 @@ def logged_run(stage: str, folder: Path = RUNS) -> Iterator[None]:
 
 
 def read_all(folder: Path = RUNS) -> list[RunLog]:
-    """Every stage's last logged run, by stage name."""
+    """Every stage's last logged run, by stage name. A log that cannot be read is skipped with a warning: a log
+    never fails what reads it (the report stage among them)."""
     if not folder.is_dir():
         return []
-    return [RunLog.read(folder, p.stem) for p in sorted(folder.glob("*.json"))]
+    logs = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            logs.append(RunLog.read(folder, path.stem))
+        except PipelineError as exc:
+            log.warning("skipped a run log: %s", exc)
+    return logs

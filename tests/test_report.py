@@ -47,3 +47,18 @@ def test_text_in_the_html_documents_is_escaped():
     rows = [{"target": "<script>x</script>", "size": 1.0, "agree": 0.5}]
     svg = report_plots.svg(report_plots.scatter(rows, "size", "agree", "size <MB>", "agreement"))
     assert "<script>" not in svg and "&lt;script&gt;" in svg and "size &lt;MB&gt;" in svg
+
+
+def test_an_unreadable_run_log_is_skipped_not_a_failure(tmp_path, caplog):
+    """The run log is for people: a truncated or foreign one must not fail the report stage or `aipc runs`."""
+    from pipeline import runlog
+
+    with runlog.logged_run("build@ov-int4", tmp_path):
+        runlog.note("part", 0.5)
+    (tmp_path / "reference.json").write_text('{"stage": "reference", "seco')  # cut mid-write
+    (tmp_path / "ov-ir.json").write_text('{"stage": "ov-ir"}')  # another version's
+    logs = runlog.read_all(tmp_path)
+    assert [r.stage for r in logs] == ["build@ov-int4"] and logs[0].details == {"part": 0.5}
+    assert logs[0].seconds >= 0 and logs[0].host.logical_cpus >= 1
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    assert "reference.json is not JSON" in warned and "ov-ir.json is not a run log" in warned

@@ -49,11 +49,16 @@ class RunLog(Model):
         path = cls.path(folder, stage)
         if not path.is_file():
             raise PipelineError(f"{path} is missing", fix=f"run the stage (`dvc repro {stage}`) to log a run")
+        fix = f"run `dvc repro -f {stage}` to log a new run"
         try:
-            return cls.model_validate(fsutil.read_json(path))
+            data = fsutil.read_json(path)
+        except ValueError as exc:
+            raise PipelineError(f"{path} is not JSON ({exc})", fix=fix) from None
+        try:
+            return cls.model_validate(data)
         except ValidationError as exc:
-            raise PipelineError(f"{path} is not a run log this version understands ({exc.errors()[0]['msg']})",
-                                fix=f"run `dvc repro -f {stage}` to log a new run") from None  # fmt: skip
+            msg = exc.errors()[0]["msg"]
+            raise PipelineError(f"{path} is not a run log this version understands ({msg})", fix=fix) from None
 
     def write(self, folder: Path) -> Path:
         path = self.path(folder, self.stage)
