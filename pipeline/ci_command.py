@@ -6,9 +6,8 @@ import json
 
 import click
 
-from pipeline.console import out_console, params_option, run_main
-
-console = out_console
+from pipeline.console import out_console as console
+from pipeline.console import params_option, run_main
 
 
 @click.group("ci")

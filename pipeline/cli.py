@@ -13,12 +13,12 @@ import click
 from rich.table import Table
 
 from pipeline.ci_command import ci_command
-from pipeline.console import out_console, params_option, run_main
+from pipeline.console import out_console as console
+from pipeline.console import params_option, run_main
 from pipeline.npu_lib.cli import npu_lib_env_command
 from pipeline.runs_command import runs_command
 from pipeline.search.command import search_command
 
-console = out_console
 STATUS_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
 
 

@@ -7,9 +7,8 @@ import json
 import click
 from rich.table import Table
 
-from pipeline.console import out_console, run_main
-
-console = out_console
+from pipeline.console import out_console as console
+from pipeline.console import run_main
 
 
 @click.command("runs")

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from pipeline.console import out_console, run_main
-
-console = out_console
+from pipeline.console import out_console as console
+from pipeline.console import run_main
 
 
 @click.command("search")
