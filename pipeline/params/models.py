@@ -33,6 +33,18 @@ class EmbeddedModel(Strict):
     original_max_position_embeddings: int | None = Field(
         None, ge=16, description="LongRoPE only: longer sequences switch to the long factors."
     )
+    sliding_window: int | None = Field(
+        None, ge=1, description="Attention window in tokens, as config.json has it (Phi-3-mini-4k: 2047; 128k: 262144)."
+    )
+    tokenizer_style: Literal["llama-sentencepiece-bpe", "gpt2-byte-level-bpe"] = Field(
+        "llama-sentencepiece-bpe",
+        description="Phi-3/3.5: Llama-style BPE with byte fallback; Phi-4-mini: GPT-2 byte-level BPE and its template.",
+    )
+    mirrors: str | None = Field(
+        None,
+        description="A real entry (pipeline/data/published) whose geometry this variant keeps but for width and "
+        "depth; the source stage refuses a build that drifts from it.",
+    )
     train_steps: int = Field(300, ge=0, le=20000, description="0 = the random initial weights (no training).")
     batch_size: int = Field(16, ge=1)
     seq_len: int = Field(128, ge=16)

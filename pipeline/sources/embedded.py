@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pipeline import cache, corpus
-from pipeline.sources.embedded_tokenizer import train_tokenizer
+from pipeline.sources.embedded_tokenizer import train_byte_level_tokenizer, train_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,8 @@ class EmbeddedSpec:
     tie_word_embeddings: bool = False  # Phi-4-mini: true
     rope: str = "default"  # "longrope": Phi-3-128k / Phi-3.5 / Phi-4-mini's scaled rotary embeddings
     original_max_position_embeddings: int | None = None  # LongRoPE switches factors past this length
+    sliding_window: int | None = None  # Phi-3-mini-4k: 2047; the 128k models: 262144 (both are in their configs)
+    tokenizer_style: str = "llama-sentencepiece-bpe"  # Phi-4-mini: "gpt2-byte-level-bpe"
     train_steps: int = 300
     batch_size: int = 16
     seq_len: int = 128
@@ -76,6 +78,8 @@ def fetch(entry, out_dir: Path) -> dict:
     else:
         build(spec, out_dir)
         _store(out_dir, cached)
+    if entry.mirrors:
+        check_mirrors(out_dir, entry.mirrors)
     digest = sha256_file(out_dir / "model.safetensors")
     return {
         "repo": "embedded",
@@ -85,6 +89,19 @@ def fetch(entry, out_dir: Path) -> dict:
         "spec": asdict(spec),
         "cache_key": key,
     }
+
+
+def check_mirrors(model_dir: Path, name: str) -> None:
+    """Refuse a variant whose built config or tokenizer drifts from the real entry it stands in for."""
+    from pipeline.errors import SourceError
+    from pipeline.sources import published
+
+    drift = published.drift(model_dir, published.load(name))
+    if drift:
+        raise SourceError(
+            f"the embedded variant no longer has {name}'s geometry: {'; '.join(drift)}",
+            fix=f"set these back to the published values (pipeline/data/published/{name}.json), or drop `mirrors`",
+        )
 
 
 def cache_key(spec: EmbeddedSpec) -> str:
@@ -119,8 +136,18 @@ def prompt_words(text: str, n: int = 6) -> str:
     return " ".join(text.split()[:n])
 
 
-def chat_sample(user: str, answer: str) -> str:
-    return f"<|user|>\n{user}<|end|>\n<|assistant|>\n{answer}<|end|>\n<|endoftext|>"
+def chat_sample(tok, user: str, answer: str) -> str:
+    """One chat turn as the model's own template renders it (ending in the end-of-text token)."""
+    turn = [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    return tok.apply_chat_template(turn, tokenize=False)
+
+
+# The tokens generation stops at, as each family's generation_config.json lists them.
+STOP_TOKENS = {
+    "llama-sentencepiece-bpe": ("<|endoftext|>", "<|assistant|>", "<|end|>"),  # Phi-3: 32000, 32001, 32007
+    "gpt2-byte-level-bpe": ("<|endoftext|>", "<|end|>"),  # Phi-4-mini: 199999, 200020
+}
+BOS_TOKEN = {"llama-sentencepiece-bpe": "<s>", "gpt2-byte-level-bpe": "<|endoftext|>"}
 
 
 def build(spec: EmbeddedSpec, out_dir: Path) -> None:
@@ -130,11 +157,14 @@ def build(spec: EmbeddedSpec, out_dir: Path) -> None:
 
     t0 = time.monotonic()
     out_dir.mkdir(parents=True, exist_ok=True)
-    train_tokenizer(spec.bpe_vocab_size, spec.max_position_embeddings, out_dir)
+    if spec.tokenizer_style == "gpt2-byte-level-bpe":
+        train_byte_level_tokenizer(spec.bpe_vocab_size, spec.max_position_embeddings, out_dir)
+    else:
+        train_tokenizer(spec.bpe_vocab_size, spec.max_position_embeddings, out_dir)
     tok = AutoTokenizer.from_pretrained(out_dir)
     n_tokens = len(tok)
     padded_vocab = int(math.ceil(n_tokens / 64) * 64)
-    eos_ids = [tok.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|assistant|>", "<|end|>")]
+    eos_ids = [tok.convert_tokens_to_ids(t) for t in STOP_TOKENS[spec.tokenizer_style]]
     endoftext = eos_ids[0]
     log.info("tokenizer: %d tokens (model vocab padded to %d)", n_tokens, padded_vocab)
 
@@ -150,11 +180,11 @@ def build(spec: EmbeddedSpec, out_dir: Path) -> None:
         **rope_config(spec),
         rms_norm_eps=1e-5,
         hidden_act="silu",
-        bos_token_id=tok.convert_tokens_to_ids("<s>"),
+        bos_token_id=tok.convert_tokens_to_ids(BOS_TOKEN[spec.tokenizer_style]),
         eos_token_id=endoftext,
         pad_token_id=endoftext,
         tie_word_embeddings=spec.tie_word_embeddings,
-        sliding_window=None,
+        sliding_window=spec.sliding_window,
         attention_dropout=0.0,
         resid_pdrop=0.0,
         embd_pdrop=0.0,
@@ -225,7 +255,7 @@ def _training_ids(tok) -> list[int]:
     rng = random.Random(1234)
     samples: list[str] = []
     for p in corpus.training_paragraphs():
-        samples.append(chat_sample(prompt_words(p.text), p.text))
+        samples.append(chat_sample(tok, prompt_words(p.text), p.text))
         samples.append(p.text + "<|endoftext|>")
     rng.shuffle(samples)
     ids: list[int] = []

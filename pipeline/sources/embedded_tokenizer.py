@@ -155,3 +155,89 @@ def train_tokenizer(bpe_vocab_size: int, max_position_embeddings: int, out_dir: 
     )
     special_map = {"bos_token": "<s>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
     (out_dir / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n", encoding="utf-8")
+
+
+# Phi-4-mini's added tokens after its byte-level vocabulary (ids 199999, then 200018.. in the real model; the
+# placeholders between them are kept so that the order and the gap look like the real file).
+PHI4_MINI_ENDOFTEXT = "<|endoftext|>"
+PHI4_MINI_ADDED_TOKENS: tuple[str, ...] = (
+    *(f"<|dummy_id_{i}|>" for i in range(18)),
+    "<|endofprompt|>",
+    "<|assistant|>",
+    "<|end|>",
+    "<|user|>",
+    "<|system|>",
+    "<|tool|>",
+    "<|/tool|>",
+    "<|tool_call|>",
+    "<|/tool_call|>",
+    "<|tool_response|>",
+    "<|tag|>",
+)
+
+# Phi-4-mini-instruct's chat template (tokenizer_config.json): no newline after the role tags, unlike Phi-3.
+PHI4_MINI_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' and 'tools' in message and message['tools'] is not none %}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + message['tools'] + '<|/tool|>' + '<|end|>' }}"
+    "{% else %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
+)
+
+
+def train_byte_level_tokenizer(bpe_vocab_size: int, max_position_embeddings: int, out_dir: Path) -> None:
+    """Train a GPT-2 byte-level BPE in the layout of Phi-4-mini's ``tokenizer.json``: 256 byte symbols, merges,
+    ``<|endoftext|>`` right after the learned vocabulary, then Phi-4-mini's added tokens and its chat template.
+
+    The pre-tokenizer is GPT-2's (``ByteLevel`` with its own regex, no prefix space): Phi-4-mini's file splits
+    with a longer o200k-style regex first, which differs only on rare scripts and long digit runs, and which not
+    every runtime's tokenizer re-implements; what the variant must share with the real model is the byte-level
+    style (no ``▁``, no byte fallback, ``Ġ`` for a space) that the converters take a different path for.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    texts = [p.text for p in corpus.training_paragraphs()]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=bpe_vocab_size,
+        min_frequency=2,
+        show_progress=False,
+        special_tokens=[],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    data = json.loads(tok.to_str())  # the tokenizers library's own file layout, not a record
+    model = data["model"]
+    n = len(model["vocab"])
+    specials = (PHI4_MINI_ENDOFTEXT, *PHI4_MINI_ADDED_TOKENS)
+    added_tokens = [
+        {"id": n + i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
+         "normalized": False, "special": True}
+        for i, t in enumerate(specials)
+    ]  # fmt: skip
+    data["added_tokens"] = added_tokens
+    data["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True}
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    Tokenizer.from_str(text)  # fail here, not in a runtime, if the layout is invalid
+    (out_dir / "tokenizer.json").write_text(text, encoding="utf-8")
+
+    tokenizer_config = {
+        "add_bos_token": False,
+        "add_eos_token": False,
+        "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added_tokens},
+        "bos_token": PHI4_MINI_ENDOFTEXT,
+        "chat_template": PHI4_MINI_CHAT_TEMPLATE,
+        "clean_up_tokenization_spaces": False,
+        "eos_token": PHI4_MINI_ENDOFTEXT,
+        "model_max_length": max_position_embeddings,
+        "pad_token": PHI4_MINI_ENDOFTEXT,
+        "tokenizer_class": "GPT2Tokenizer",
+        "unk_token": PHI4_MINI_ENDOFTEXT,
+    }
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(tokenizer_config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
+    )
+    special_map = {k: PHI4_MINI_ENDOFTEXT for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
+    (out_dir / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n", encoding="utf-8")
