@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     ns = parser.parse_args(argv)
     args = ns.rest[1:] if ns.rest and ns.rest[0] == "--" else ns.rest
     pin_build_stamp()
+    window_every_layer_as_transformers_does()
     if ns.mode == "low-memory":
         from pipeline.ort_builder import lowmem
 
@@ -43,6 +44,38 @@ def pin_build_stamp() -> None:
     # builder.py imports its classes as the top-level package `builders` (see lowmem): patch the one it uses
     base = importlib.import_module("builders.base")
     base.Model.get_genai_commit = classmethod(lambda cls: commit)
+
+
+def window_every_layer_as_transformers_does() -> None:
+    """Give the builder the attention window of a Phi-3 config on every layer, as transformers applies it.
+
+    Phi-3-mini-4k's config has ``sliding_window: 2047`` and no ``layer_types``. transformers masks every layer to
+    that window; the builder (onnxruntime-genai 0.18) reads the missing ``layer_types`` as "all full attention",
+    so its graphs attend to the whole sequence (``local_window_size -1``) — while on the CPU it still writes a
+    window-sized KV cache into genai_config.json. Measured on a model of that geometry: past 2047 tokens the
+    DirectML graph agreed with the reference's top-1 on 60 % of positions (89 % before), and the CPU graph
+    failed any prefill longer than 2063 tokens ("total_sequence_length must equal past_sequence_length +
+    kv_sequence_length"). With every layer marked ``sliding_attention`` both graphs apply the window and agree
+    as well past 2047 as before it (the CPU build also asks for a full-length cache: ``windowed_kv_cache=false``
+    in ``targets.ortgenai.builder_command``). A window as long as the context (the 128k models: 262144) changes
+    nothing and is left alone."""
+    from transformers import AutoConfig
+
+    load = AutoConfig.from_pretrained
+
+    def from_pretrained(*args, **kwargs):
+        config = load(*args, **kwargs)
+        window = getattr(config, "sliding_window", None)
+        if (
+            getattr(config, "model_type", None) == "phi3"
+            and window
+            and window < config.max_position_embeddings
+            and getattr(config, "layer_types", None) is None
+        ):
+            config.layer_types = ["sliding_attention"] * config.num_hidden_layers
+        return config
+
+    AutoConfig.from_pretrained = from_pretrained
 
 
 if __name__ == "__main__":

@@ -124,6 +124,11 @@ def builder_command(settings: Settings, source: Path, out: Path, cache: Path) ->
         "hf_token": "false",
         "hf_remote": "false",
         "is_symmetric": str(settings.is_symmetric).lower(),
+        # A window-sized KV cache (the CPU default for sliding-window layers) refuses any generation whose
+        # max_length is below the window (measured on Phi-3-mini-4k's geometry: "KV cache capacity (47) must be
+        # at least local_window_size (2047)" for a 15-token prompt + 32 new tokens); the full-length cache with the
+        # window in the attention kernel (what the DML graph has) gives the same logits.
+        "windowed_kv_cache": "false",
     }
     if settings.precision in ("int4", "int8"):
         extra["block_size"] = settings.block_size
@@ -186,6 +191,20 @@ def environment_checks(settings: Settings) -> list[Check]:
 
 def long_context_edges(settings: Settings) -> list[tuple[int, str]]:
     return []
+
+
+def long_context_caveat(settings: Settings, dims: ModelDims, length: int, device: str) -> str | None:
+    """A teacher-forced pass is one prefill: past LongRoPE's switch it proves the long factors. Generation that
+    *crosses* the switch is another matter on DirectML: onnxruntime-genai recomputes the cache with the long
+    factors at that token on CPU/CUDA (the "Phi-3 RoPE rewind"), not on DirectML (onnxruntime-genai #1787)."""
+    crosses = dims.longrope and length > dims.original_max_position_embeddings
+    if intended_device(settings) == "DML" and device != "DML" and crosses:
+        return (
+            f"one {length}-token prefill on the {device} proxy; on DirectML, generation that crosses "
+            f"{dims.original_max_position_embeddings} tokens keeps the cache of the short factors (no Phi-3 RoPE "
+            "rewind, onnxruntime-genai #1787): not proven here"
+        )
+    return None
 
 
 def max_context(settings: Settings, artifact: Path, device: str) -> tuple[int, str] | None:
