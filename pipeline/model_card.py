@@ -156,7 +156,8 @@ def card_view(m: Manifest) -> CardView:
         long_context=[
             (
                 f"{x.length} ({x.why})",
-                "measured" if x.status == "measured" else f"not taken: {x.reason}",
+                ("measured" if x.status == "measured" else f"{x.status}: {x.reason}")
+                + (f" (caveat: {x.caveat})" if x.caveat else ""),
                 f"{pct(x.agreement)} / {sci(x.kl_mean)}" if x.status == "measured" else "",
             )
             for x in v.long_context or []

@@ -200,14 +200,17 @@ def _kl(r: ValidationResult) -> str:
 
 
 def _long(r: ValidationResult) -> str:
-    """The worst measured long-context length (KL mean, top-1 agreement) and how many were not taken."""
+    """The worst measured long-context length (KL mean, top-1 agreement), how many were not taken and how many
+    failed in the runtime."""
     measured = [x for x in r.long_context or [] if x.status == "measured" and x.kl_mean is not None]
-    skipped = len(r.long_context or []) - len(measured)
+    failed = sum(x.status == "error" for x in r.long_context or [])
+    skipped = len(r.long_context or []) - len(measured) - failed
+    rest = "; ".join(t for t in (f"{skipped} not taken" if skipped else "", f"{failed} FAILED" if failed else "") if t)
     if not measured:
-        return "n/a" if not skipped else f"{skipped} not taken"
+        return rest or "n/a"
     worst = max(measured, key=lambda x: x.kl_mean or 0.0)
     text = f"{sci(worst.kl_mean)} / {pct(worst.agreement)} @{worst.length}"
-    return text + (f"; {skipped} not taken" if skipped else "")
+    return text + (f"; {rest}" if rest else "")
 
 
 def _spread(median: float | None, p10_p90: list[float] | None) -> str:

@@ -48,8 +48,10 @@ class LongContextResult(Model):
     length: int
     why: str
     regime: str
-    status: Literal["measured", "not taken"]
+    # "error": the runtime failed on a length it should take (the reason holds its first line; a gate fails)
+    status: Literal["measured", "not taken", "error"]
     reason: str | None = None
+    caveat: str | None = None  # what this measurement on a proxy device cannot prove about the intended one
     agreement: float | None = None
     kl_mean: float | None = None
     kl_p99: float | None = None

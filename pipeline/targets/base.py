@@ -204,3 +204,8 @@ class TargetFamily(Protocol):
     def max_context(self, settings: Any, artifact: Path, device: str) -> tuple[int, str] | None:
         """The longest sequence the artifact takes on ``device``, and why (None: no limit of its own)."""
         ...
+
+    def long_context_caveat(self, settings: Any, dims: ModelDims, length: int, device: str) -> str | None:
+        """What a pass of ``length`` tokens on ``device`` cannot prove about the intended device (None: nothing
+        beyond the proxy that the device label already names)."""
+        ...

@@ -232,3 +232,14 @@ def max_context(settings: Settings, artifact: Path, device: str) -> tuple[int, s
         return None
     n = settings.npu.max_prompt_len
     return n, f"MAX_PROMPT_LEN {n}: the NPU compiles static shapes"
+
+
+def long_context_caveat(settings: Settings, dims: ModelDims, length: int, device: str) -> str | None:
+    """The CPU proxy runs the NPU IR without the NPU's static prompt window: past it, the NPU itself refuses."""
+    n = settings.npu.max_prompt_len
+    if device != "NPU" and length > n:
+        return (
+            f"measured on the {device} proxy, which has no prompt window; on an NPU a prompt longer than "
+            f"MAX_PROMPT_LEN {n} is refused (the plugin compiles static shapes)"
+        )
+    return None

@@ -111,3 +111,7 @@ def long_context_edges(settings: Settings) -> list[tuple[int, str]]:
 
 def max_context(settings: Settings, artifact: Path, device: str) -> tuple[int, str] | None:
     return None
+
+
+def long_context_caveat(settings: Settings, dims: ModelDims, length: int, device: str) -> str | None:
+    return None

@@ -98,6 +98,13 @@ def teacher_forced(runner: Runner, rows: list[ReferenceOutput], ref_dir: Path, r
     return res
 
 
+def runtime_error_line(exc: BaseException) -> str:
+    """A runtime's exception as one line: its type and the last line of its message (ONNX Runtime puts the
+    kernel's own words last, after the node name)."""
+    lines = [x.strip() for x in str(exc).strip().splitlines() if x.strip()] or [""]
+    return f"{type(exc).__name__}: {lines[-1]}"[:400]
+
+
 def long_context_results(
     runner: Runner,
     family: Any,
@@ -134,6 +141,8 @@ def long_context_results(
             res.reason = f"longer than {limit[1]}"
         else:
             by_run.setdefault(run.file, []).append(n)
+    for n, res in results.items():
+        res.caveat = family.long_context_caveat(settings, dims, n, runner.choice.device)
     for file, lengths in by_run.items():
         run = next(x for x in ref.long_context if x.file == file)
         longest = max(lengths)
@@ -147,6 +156,10 @@ def long_context_results(
         except NotImplementedError as exc:
             for n in lengths:
                 results[n].reason = str(exc)
+            continue
+        except Exception as exc:  # a runtime's own failure: recorded for the gate, in one line
+            for n in lengths:
+                results[n].status, results[n].reason = "error", runtime_error_line(exc)
             continue
         seconds = round(time.perf_counter() - t0, 2)
         for n in lengths:

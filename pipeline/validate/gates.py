@@ -62,6 +62,11 @@ def check(
                 f"{target}: long-context {metric} = {value:.4g} at {worst.length} tokens, bound {op} {bound} "
                 f"(targets.{target}.gates.{key})"
             )
+    failures += [
+        f"{target}: the long-context check failed at {r.length} tokens ({r.regime}): {r.reason}"
+        for r in long or []
+        if r.status == "error"
+    ]
     if gates.tokenizer_match:
         tm = quality.tokenizer_match_rate
         if tm is not None and tm < 1.0:

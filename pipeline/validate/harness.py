@@ -74,6 +74,18 @@ class _Clock:
         return Phases(**named, rest=round(max(rest, 0.0), 2))
 
 
+@contextmanager
+def runtime_check(target: str, check: str) -> Iterator[None]:
+    """A runtime's own failure during ``check`` as the project's one-line error, naming the target, the check
+    and its length (the runtime's message is multi-line C++ text; its last line is the kernel's reason)."""
+    try:
+        yield
+    except (PipelineError, NotImplementedError):
+        raise
+    except Exception as exc:
+        raise PipelineError(f"{target}: {check} failed in the runtime: {checks.runtime_error_line(exc)}") from exc
+
+
 def validate_target(params: Params, name: str, out_dir: Path, root: Path = layout.ARTIFACTS) -> ValidationResult:
     clock = _Clock()
     target = params.target(name)
@@ -102,18 +114,22 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
             )
         log.info("%s: %s on %s", name, family.RUNTIME, runner.choice.label)
 
+        longest = max((len(r.input_ids) for r in rows), default=0)
         # 1. the artifact's own tokenizer + chat template
-        with clock.phase("tokenizer"):
+        with clock.phase("tokenizer"), runtime_check(name, "the chat template / tokenizer check"):
             token_matches = [runner.chat_ids([msg.model_dump() for msg in r.messages]) == r.input_ids for r in rows]
         # 2. greedy generation from the reference's prompt ids, timed; divergences classified
-        with clock.phase("generation"):
+        with (
+            clock.phase("generation"),
+            runtime_check(name, f"greedy generation (prompts up to {longest} tokens + {v.max_new_tokens} new)"),
+        ):
             free = checks.free_running(name, runner, rows, eos, v)
         # 3. teacher forcing, held-out perplexity and long context (full-sequence logits)
         tf, ppl, logits_note, long = None, None, None, None
         try:
-            with clock.phase("teacher_forcing"):
+            with clock.phase("teacher_forcing"), runtime_check(name, "teacher forcing on the reference's answers"):
                 tf = checks.teacher_forced(runner, rows, ref_dir, ref_record)
-            with clock.phase("perplexity"):
+            with clock.phase("perplexity"), runtime_check(name, f"held-out perplexity ({len(heldout.ids)} tokens)"):
                 tnll, count = m.nll(runner.logits(heldout.ids), heldout.ids)
                 ppl = m.perplexity(tnll, count)
         except NotImplementedError as exc:

@@ -97,3 +97,23 @@ def test_report_shows_every_target_and_device(build, artifacts_root, default_par
     assert "NPU IR on the OpenVINO CPU device" in html
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["ov-fp16"]["exact_match_rate"] == 1.0 and metrics["npu-lib-int4"]["status"] == "not validated"
+
+
+def test_a_runtime_failure_is_one_line_naming_the_target_the_check_and_the_length():
+    """Seen at the real Phi-3-mini-4k geometry: "internal error in validate@ort-cpu-int4" and a traceback for a
+    generation that ONNX Runtime refused."""
+    from pipeline.errors import PipelineError
+    from pipeline.validate.harness import runtime_check
+
+    ort = (
+        "Non-zero status code returned while running GroupQueryAttention node. Name:'/model/layers.0/attn/"
+        "GroupQueryAttention' Status Message: sliding_window_cache: KV cache capacity (47) must be at least "
+        "local_window_size (2047)."
+    )
+    with pytest.raises(PipelineError) as err, runtime_check("ort-cpu-int4", "greedy generation (prompts up to 15 "
+                                                            "tokens + 32 new)"):  # fmt: skip
+        raise RuntimeError(ort)
+    text = str(err.value)
+    assert "\n" not in text
+    assert text.startswith("ort-cpu-int4: greedy generation (prompts up to 15 tokens + 32 new) failed in the runtime")
+    assert text.endswith("KV cache capacity (47) must be at least local_window_size (2047).")

@@ -142,3 +142,30 @@ def test_a_run_scored_chunk_by_chunk_compares_exactly_as_the_whole_logits(tmp_pa
             for a, b in itertools.pairwise(bounds):
                 scores.add(a, target[a:b].copy())
             assert scores.compare(run, tmp_path, n) == whole, (n, cuts)
+
+
+def test_a_runtime_failure_at_a_length_is_one_gate_line_not_an_internal_error(longrope, build, tmp_path, monkeypatch):
+    """What the real Phi-3-mini-4k geometry met in ONNX Runtime (a GroupQueryAttention error at the 4096-token
+    pass, seen as "internal error" with a traceback): now the length is recorded as failed, with the runtime's
+    own last line, and the gate names the target, the check and the length."""
+    from pipeline.validate import checks
+
+    params, root = longrope
+    build("ov-fp16", params, root)
+
+    def failing(runner, ids):
+        raise RuntimeError(
+            "Non-zero status code returned while running GroupQueryAttention node.\n"
+            "Status Message: total_sequence_length must equal past_sequence_length + kv_sequence_length"
+        )
+        yield  # pragma: no cover - a generator, like the real one
+
+    monkeypatch.setattr(checks, "logits_in_chunks", failing)
+    res = _validate(params, "ov-fp16", root, tmp_path)
+    assert not res.passed
+    errors = [x for x in res.long_context if x.status == "error"]
+    assert {x.length for x in errors} == {256, 257}
+    lines = [f for f in res.failures() if "long-context check failed" in f]
+    assert len(lines) == 2 and all("\n" not in f for f in lines)
+    assert lines[0].startswith("ov-fp16: the long-context check failed at 256 tokens (short factors): RuntimeError: ")
+    assert lines[0].endswith("total_sequence_length must equal past_sequence_length + kv_sequence_length")
