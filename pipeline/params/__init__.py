@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError, create_model, model_validator
 from pipeline.errors import ParamsError
 from pipeline.params import messages
 from pipeline.params.base import Strict
-from pipeline.params.models import EmbeddedModel, HubModel, LocalModel, ModelEntry
+from pipeline.params.models import EmbeddedModel, HubModel, LocalModel, ModelEntry, PackageModel
 from pipeline.params.search import Search
 from pipeline.params.validation import Gates, Validation
 from pipeline.targets import FAMILIES, family_module
@@ -27,7 +27,17 @@ from pipeline.targets.base import TargetFamily
 DEFAULT_PARAMS = Path("params.yaml")
 TARGET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
-__all__ = ["EmbeddedModel", "Gates", "HubModel", "LocalModel", "Params", "Validation", "load_params", "validate_params"]
+__all__ = [
+    "EmbeddedModel",
+    "Gates",
+    "HubModel",
+    "LocalModel",
+    "PackageModel",
+    "Params",
+    "Validation",
+    "load_params",
+    "validate_params",
+]
 
 
 # --------------------------------------------------------------------------- targets
@@ -84,6 +94,12 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _model_exists(self) -> Params:
+        for name in self.models:  # DVC addresses the entry as `models.<name>`: a dot there reads as nesting
+            if "." in name:
+                raise ValueError(
+                    f"models.{name}: a dot in an entry's name makes DVC look for models → "
+                    f"{' → '.join(name.split('.'))} and fail the source stage; name it {name.replace('.', '_')!r}"
+                )
         if self.model not in self.models:
             raise ValueError(
                 f"model = {self.model!r}: no such entry under `models` (allowed: {', '.join(self.models)})"
@@ -95,7 +111,7 @@ class Params(Strict):
 
     # -- helpers ----------------------------------------------------------------------------------
     @property
-    def source(self) -> EmbeddedModel | HubModel | LocalModel:
+    def source(self) -> EmbeddedModel | HubModel | LocalModel | PackageModel:
         return self.models[self.model]
 
     def prompts(self) -> list[str]:

