@@ -152,3 +152,13 @@ def test_a_dot_in_a_model_name_is_refused_before_dvc_reads_it_as_nesting(params_
     params_raw["models"]["phi-3.5-mini"] = params_raw["models"].pop("phi-3_5-mini")
     (line,) = [e for e in errors_of(params_raw) if "dot" in e]
     assert "name it 'phi-3_5-mini'" in line and "\n" not in line
+
+
+def test_the_real_checkpoints_shape_is_checked_before_any_work(params_raw):
+    """Seen: with `model: smollm2-135m` the pipeline fetched and converted the model, exported the FP IR and
+    built ov-fp16 before build@ov-int4 refused group 128 on hidden 576; now both targets that cannot take that
+    width are named at once, before the source stage."""
+    params_raw["model"] = "smollm2-135m"
+    problems = [e for e in errors_of(params_raw) if "hidden_size)=576" in e]
+    assert {p.split(": ")[1] for p in problems} == {"targets.ov-int4.build.group_size = 128",
+                                                  "targets.ort-dml-int4.build.block_size = 128"}  # fmt: skip

@@ -151,6 +151,8 @@ class PackageModel(Strict):
     wheel_sha256: str = Field(..., description="sha256 of the wheel, as the index lists it.")
     file: str = Field(..., description="Path of the GGUF model file inside the wheel.")
     license: str = ""
+    hidden_size: int | None = Field(None, description="Expected shape: targets are checked against it before any work.")
+    intermediate_size: int | None = None
     prompts: list[str] | None = None
 
     @field_validator("wheel_sha256")
@@ -161,7 +163,9 @@ class PackageModel(Strict):
         return v
 
     def dims(self) -> ModelDims | None:
-        return None  # known once converted: the source stage records it
+        if self.hidden_size and self.intermediate_size:
+            return ModelDims(self.hidden_size, self.intermediate_size)
+        return None
 
 
 ModelEntry = Annotated[EmbeddedModel | HubModel | LocalModel | PackageModel, Field(discriminator="kind")]

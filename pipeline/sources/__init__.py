@@ -45,7 +45,7 @@ def fetch_source(params: Params, out_dir: Path) -> SourceRecord:
         record = hub.fetch(entry, out_dir)
     else:  # pragma: no cover - the schema forbids it
         raise SourceError(f"unknown model kind {entry!r}")
-    check_model_folder(out_dir, expected=entry.dims() if not isinstance(entry, (LocalModel, PackageModel)) else None)
+    check_model_folder(out_dir, expected=entry.dims() if not isinstance(entry, LocalModel) else None)
     result = SourceRecord(
         model=params.model,
         kind=entry.kind,
