@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import SourceError
-from pipeline.params import validate_params
+from pipeline.params import PackageModel
 from pipeline.sources import package
 
 
@@ -27,10 +27,8 @@ def isolated_cache(tmp_path, monkeypatch):
 
 
 def entry_of(params_raw, **change):
-    raw = copy.deepcopy(params_raw)
-    raw["models"]["smollm2-135m"].update(change)
-    raw["model"] = "smollm2-135m"
-    return validate_params(raw).source
+    """The catalogue's entry alone (selecting it would refuse today's group-128 targets for hidden 576)."""
+    return PackageModel.model_validate({**copy.deepcopy(params_raw["models"]["smollm2-135m"]), **change})
 
 
 def test_the_registry_model_is_a_phi3_that_equals_its_original_and_answers(params_raw, tmp_path):
