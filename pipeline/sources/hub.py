@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from pipeline import cache, fsutil, progress
+from pipeline import cache, fsutil
 from pipeline.errors import SourceError
+from pipeline.sources import resumable
 from pipeline.sources.files import is_pickle, wanted
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,9 @@ def fetch(entry, out_dir: Path, *, cache_dir: Path | None = None) -> dict[str, A
 
     store = download_dir(entry.repo, info.sha)
     store.mkdir(parents=True, exist_ok=True)
-    missing = sum((s.size or 0) - _part_size(store / s.rfilename) for s in files if not (store / s.rfilename).exists())
+    missing = sum(
+        (s.size or 0) - resumable.part_size(store / s.rfilename) for s in files if not (store / s.rfilename).exists()
+    )
     fsutil.require_disk(store, missing, f"downloading {what}")
     log.info("fetching %d files (%.2f GB) of %s from %s", len(files), sum(s.size or 0 for s in files) / 1e9, what, ep)
     fsutil.write_json(store / METADATA, [_sibling_json(s) for s in files])
@@ -122,55 +125,13 @@ def _auth_headers(token: str | None) -> dict[str, str]:
     return build_hf_headers(token=token or False)
 
 
-def _part_size(dest: Path) -> int:
-    part = dest.with_name(dest.name + ".part")
-    return part.stat().st_size if part.exists() else 0
-
-
 def _get_resumable(url: str, dest: Path, sib: Any, headers: dict[str, str]) -> None:
-    """One attempt: append to ``dest.part`` from where it stopped, rename to ``dest`` when complete.
-
-    Raises httpx/HfHubHTTPError on failure (``_with_retries`` decides whether to try again); whatever
-    arrived before a failure stays in ``.part`` for the next attempt or the next run.
-    """
-    import httpx
+    """One attempt (``pipeline.sources.resumable``) at the size the Hub lists; an error answer raises the Hub
+    client's own error, which ``_with_retries`` classifies."""
     from huggingface_hub.utils import hf_raise_for_status
 
-    part = dest.with_name(dest.name + ".part")
     expected = (sib.lfs.size if getattr(sib, "lfs", None) else None) or sib.size
-    have = part.stat().st_size if part.exists() else 0
-    if expected is not None and have > expected:  # garbage from elsewhere: start over
-        part.unlink()
-        have = 0
-    req_headers = dict(headers)
-    if have:
-        req_headers["Range"] = f"bytes={have}-"
-    timeout = httpx.Timeout(30.0, read=120.0)
-    # Authorization goes to the Hub only: httpx drops it when a redirect leaves the origin (LFS CDN).
-    with (
-        httpx.Client(follow_redirects=True, timeout=timeout) as client,
-        client.stream("GET", url, headers=req_headers) as resp,
-    ):
-        if resp.status_code == 416 and expected is not None and have == expected:
-            pass  # already complete
-        else:
-            if resp.status_code >= 400:
-                resp.read()
-                hf_raise_for_status(resp)
-            mode = "ab" if (have and resp.status_code == 206) else "wb"
-            if have and resp.status_code == 200:
-                log.info("server ignored the Range request for %s; restarting it", dest.name)
-            with (
-                open(part, mode) as f,
-                progress.bytes_bar(dest.name, expected, start=have if mode == "ab" else 0) as bar,
-            ):
-                for chunk in resp.iter_bytes():
-                    f.write(chunk)
-                    bar(len(chunk))
-    size = part.stat().st_size
-    if expected is not None and size != expected:
-        raise httpx.RemoteProtocolError(f"{dest.name}: got {size} of {expected} bytes")
-    os.replace(part, dest)
+    resumable.get(url, dest, expected=expected, headers=headers, raise_for_status=hf_raise_for_status)
 
 
 def _offline(entry, cache: Path, out_dir: Path, ep: str, reason: str, what: str) -> dict[str, Any]:

