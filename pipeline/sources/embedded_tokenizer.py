@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from pipeline import corpus
+from pipeline.sources.tokenizer_files import added_tokens_decoder, special_token, write_json, write_tokenizer_json
 
 # Phi-3's added tokens, in Phi-3's id order (32000..32010 in the real model).
 PHI3_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
@@ -76,19 +77,8 @@ def train_tokenizer(bpe_vocab_size: int, max_position_embeddings: int, out_dir: 
         vocab.setdefault(tok, len(vocab))
     merges = [m.split(" ") if isinstance(m, str) else list(m) for m in learned["merges"]]
 
-    def added(tok_id: int, content: str) -> dict:
-        return {
-            "id": tok_id,
-            "content": content,
-            "single_word": False,
-            "lstrip": False,
-            "rstrip": False,
-            "normalized": False,
-            "special": True,
-        }
-
-    added_tokens = [added(vocab[t], t) for t in BASE_SPECIALS]
-    added_tokens += [added(len(vocab) + i, t) for i, (t, _) in enumerate(PHI3_ADDED_TOKENS)]
+    added_tokens = [special_token(vocab[t], t) for t in BASE_SPECIALS]
+    added_tokens += [special_token(len(vocab) + i, t) for i, (t, _) in enumerate(PHI3_ADDED_TOKENS)]
     tokenizer_json = {
         "version": "1.0",
         "truncation": None,
@@ -130,14 +120,12 @@ def train_tokenizer(bpe_vocab_size: int, max_position_embeddings: int, out_dir: 
             "merges": merges,
         },
     }
-    text = json.dumps(tokenizer_json, ensure_ascii=False, indent=2) + "\n"
-    Tokenizer.from_str(text)  # fail here, not in a runtime, if the layout is invalid
-    (out_dir / "tokenizer.json").write_text(text, encoding="utf-8")
+    write_tokenizer_json(tokenizer_json, out_dir)
 
     tokenizer_config = {
         "add_bos_token": False,
         "add_eos_token": False,
-        "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added_tokens},
+        "added_tokens_decoder": added_tokens_decoder(added_tokens),
         "bos_token": "<s>",
         "chat_template": PHI3_CHAT_TEMPLATE,
         "clean_up_tokenization_spaces": False,
@@ -150,11 +138,9 @@ def train_tokenizer(bpe_vocab_size: int, max_position_embeddings: int, out_dir: 
         "unk_token": "<unk>",
         "use_default_system_prompt": False,
     }
-    (out_dir / "tokenizer_config.json").write_text(
-        json.dumps(tokenizer_config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    write_json(out_dir / "tokenizer_config.json", tokenizer_config)
     special_map = {"bos_token": "<s>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
-    (out_dir / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "special_tokens_map.json", special_map)
 
 
 # Phi-4-mini's added tokens after its byte-level vocabulary (ids 199999, then 200018.. in the real model; the
@@ -212,21 +198,15 @@ def train_byte_level_tokenizer(bpe_vocab_size: int, max_position_embeddings: int
     model = data["model"]
     n = len(model["vocab"])
     specials = (PHI4_MINI_ENDOFTEXT, *PHI4_MINI_ADDED_TOKENS)
-    added_tokens = [
-        {"id": n + i, "content": t, "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": True}
-        for i, t in enumerate(specials)
-    ]  # fmt: skip
+    added_tokens = [special_token(n + i, t) for i, t in enumerate(specials)]
     data["added_tokens"] = added_tokens
     data["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True}
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-    Tokenizer.from_str(text)  # fail here, not in a runtime, if the layout is invalid
-    (out_dir / "tokenizer.json").write_text(text, encoding="utf-8")
+    write_tokenizer_json(data, out_dir)
 
     tokenizer_config = {
         "add_bos_token": False,
         "add_eos_token": False,
-        "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added_tokens},
+        "added_tokens_decoder": added_tokens_decoder(added_tokens),
         "bos_token": PHI4_MINI_ENDOFTEXT,
         "chat_template": PHI4_MINI_CHAT_TEMPLATE,
         "clean_up_tokenization_spaces": False,
@@ -236,8 +216,6 @@ def train_byte_level_tokenizer(bpe_vocab_size: int, max_position_embeddings: int
         "tokenizer_class": "GPT2Tokenizer",
         "unk_token": PHI4_MINI_ENDOFTEXT,
     }
-    (out_dir / "tokenizer_config.json").write_text(
-        json.dumps(tokenizer_config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    write_json(out_dir / "tokenizer_config.json", tokenizer_config)
     special_map = {k: PHI4_MINI_ENDOFTEXT for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
-    (out_dir / "special_tokens_map.json").write_text(json.dumps(special_map, indent=2) + "\n", encoding="utf-8")
+    write_json(out_dir / "special_tokens_map.json", special_map)

@@ -13,12 +13,12 @@ written here gives the ids that transformers' conversion of the GGUF tokenizer g
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import SourceError
+from pipeline.sources.tokenizer_files import added_tokens_decoder, special_token, write_json, write_tokenizer_json
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,6 @@ def gguf_fields(path: Path) -> dict[str, Any]:
 
 def write_tokenizer(meta: dict[str, Any], out_dir: Path) -> None:
     """``tokenizer.json`` and ``tokenizer_config.json`` in the Hugging Face layout, from the GGUF's own fields."""
-    from tokenizers import Tokenizer
 
     if meta.get("tokenizer.ggml.model") != "gpt2":
         raise SourceError(
@@ -68,8 +67,7 @@ def write_tokenizer(meta: dict[str, Any], out_dir: Path) -> None:
     types: list[int] = meta["tokenizer.ggml.token_type"]
     merges = [m.split(" ") for m in meta["tokenizer.ggml.merges"]]
     special = [i for i, t in enumerate(types) if t == CONTROL]
-    added = [{"id": i, "content": tokens[i], "single_word": False, "lstrip": False, "rstrip": False,
-              "normalized": False, "special": True} for i in special]  # fmt: skip
+    added = [special_token(i, tokens[i]) for i in special]
     unk_id = meta.get("tokenizer.ggml.unknown_token_id")
     data = {
         "version": "1.0",
@@ -93,9 +91,7 @@ def write_tokenizer(meta: dict[str, Any], out_dir: Path) -> None:
             "merges": merges,
         },
     }
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-    Tokenizer.from_str(text)  # fail here, not in a runtime
-    (out_dir / "tokenizer.json").write_text(text, encoding="utf-8")
+    write_tokenizer_json(data, out_dir)
 
     def name(key: str) -> str | None:
         i = meta.get(f"tokenizer.ggml.{key}_token_id")
@@ -104,7 +100,7 @@ def write_tokenizer(meta: dict[str, Any], out_dir: Path) -> None:
     config = {
         "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
         "add_prefix_space": False,
-        "added_tokens_decoder": {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added},
+        "added_tokens_decoder": added_tokens_decoder(added),
         "bos_token": name("bos"),
         "eos_token": name("eos"),
         "pad_token": name("padding"),
@@ -114,7 +110,7 @@ def write_tokenizer(meta: dict[str, Any], out_dir: Path) -> None:
         "model_max_length": int(meta["llama.context_length"]),
         "tokenizer_class": "GPT2Tokenizer",
     }
-    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", "utf-8")
+    write_json(out_dir / "tokenizer_config.json", config)
 
 
 def phi3_config(llama) -> Any:
