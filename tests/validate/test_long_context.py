@@ -169,3 +169,21 @@ def test_a_runtime_failure_at_a_length_is_one_gate_line_not_an_internal_error(lo
     assert len(lines) == 2 and all("\n" not in f for f in lines)
     assert lines[0].startswith("ov-fp16: the long-context check failed at 256 tokens (short factors): RuntimeError: ")
     assert lines[0].endswith("total_sequence_length must equal past_sequence_length + kv_sequence_length")
+
+
+def test_a_proxy_says_what_it_cannot_prove_at_a_length():
+    """The NPU IR measured past MAX_PROMPT_LEN on the CPU, and the DirectML graph past LongRoPE's switch on the
+    CPU (one prefill: generation crossing the switch is what DirectML gets wrong, onnxruntime-genai #1787)."""
+    from pipeline.targets import npu, ortgenai
+
+    npu_settings = npu.Settings(weight_format="int4", sym=True, group_size=-1, ratio=1.0)
+    assert "MAX_PROMPT_LEN 1024" in npu.long_context_caveat(npu_settings, LONGROPE, 1025, "CPU")
+    assert npu.long_context_caveat(npu_settings, LONGROPE, 1024, "CPU") is None
+    assert npu.long_context_caveat(npu_settings, LONGROPE, 4097, "NPU") is None
+    dml = ortgenai.Settings(execution_provider="dml")
+    assert "#1787" in ortgenai.long_context_caveat(dml, LONGROPE, 4097, "CPU")
+    assert ortgenai.long_context_caveat(dml, LONGROPE, 4096, "CPU") is None  # short factors: nothing crosses
+    assert ortgenai.long_context_caveat(dml, PLAIN_4K, 4096, "CPU") is None  # plain RoPE: no switch
+    assert ortgenai.long_context_caveat(dml, LONGROPE, 4097, "DML") is None  # on DirectML itself
+    cpu = ortgenai.Settings(execution_provider="cpu")
+    assert ortgenai.long_context_caveat(cpu, LONGROPE, 4097, "CPU") is None  # the CPU rewinds
