@@ -2,7 +2,8 @@
 
 ``optimum-cli export openvino`` for the OpenVINO targets (every compression knob the target sets, passed
 explicitly) and onnxruntime-genai's builder for the ORT GenAI targets (the exact command the project's build
-records). Data-aware OpenVINO settings have no anchor: optimum-cli would calibrate on a Hub dataset.
+records). Data-aware OpenVINO settings have no anchor: optimum-cli would calibrate on a Hub dataset. Data-free
+AWQ (``awq: true`` with ``calibration.dataset: none``) is ``optimum-cli --awq`` without ``--dataset``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def optimum_cli_flags(settings: Any) -> list[str]:
             flags.append("--all-layers")
         if settings.sensitivity_metric:
             flags += ["--sensitivity-metric", settings.sensitivity_metric]
+        if settings.awq:
+            flags.append("--awq")
     elif fmt == "int8" and settings.sym:
         flags.append("--sym")
     return flags

@@ -2,8 +2,10 @@
 
 The keys of ``space`` are the target family's own build settings (dotted for nested ones, e.g.
 ``calibration.samples``), so a search can only ask for points the family can build; every value is
-validated like the same key under ``build:`` (``expand`` below). The target's gates are the search's
-constraints: a point that misses one is on the report, never chosen.
+validated like the same key under ``build:`` (``expand`` below). ``recipes`` adds named points beside the
+product — a published recipe (optimum-intel's per-model default, Olive's) is compared on the same report
+without making the product grow. The target's gates are the search's constraints: a point that misses one
+is on the report, never chosen.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from pipeline.params.base import Strict
 from pipeline.targets import family_module
@@ -23,9 +25,13 @@ from pipeline.targets.base import ModelDims
 
 class Search(Strict):
     space: dict[str, list[Any]] = Field(
-        ...,
-        min_length=1,
+        default_factory=dict,
         description="build setting (dotted for nested) → the values to try; the points are their product.",
+    )
+    recipes: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="named points besides the product: name → {build setting (dotted): value}, e.g. a toolkit's "
+        "published recipe for the model family.",
     )
     objective: Literal["smallest", "fastest", "faithful"] = Field(
         "faithful",
@@ -35,7 +41,15 @@ class Search(Strict):
     quality: Literal["kl", "perplexity"] = Field(
         "kl", description="The quality axis: mean KL to the reference (nats/token) or held-out perplexity change."
     )
-    max_points: int = Field(64, ge=1, le=1024, description="A space whose product is larger is refused.")
+    max_points: int = Field(
+        64, ge=1, le=1024, description="A space whose product plus its recipes is larger is refused."
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> Search:
+        if not self.space and not self.recipes:
+            raise ValueError("a search needs a space, recipes, or both")
+        return self
 
 
 # --------------------------------------------------------------------------- the space expanded into points
@@ -52,6 +66,7 @@ class Point:
 
     target: str
     overrides: tuple[tuple[str, Any], ...]  # (dotted build key, value), in the space's key order
+    recipe: str | None = None  # the recipe's name, for a named point (not part of its key: same build, same point)
 
     @property
     def key(self) -> str:
@@ -64,7 +79,8 @@ class Point:
         return f"search-{self.target}-{self.key}"
 
     def label(self) -> str:
-        return ", ".join(f"{k}={_yaml_value(v)}" for k, v in self.overrides)
+        settings = ", ".join(f"{k}={_yaml_value(v)}" for k, v in self.overrides)
+        return f"{self.recipe} ({settings})" if self.recipe else settings
 
     def set_args(self) -> list[str]:
         """``dvc exp run`` arguments that set this point in params.yaml (``-S key=value``, YAML values)."""
@@ -141,6 +157,17 @@ def expand(name: str, family: str, base: dict[str, Any], search: Search, dims: M
     settings_model: type[BaseModel] = fam.Settings  # type: ignore[attr-defined]
     where = f"targets.{name}.search.space"
     lines: list[str] = []
+    for recipe, settings in search.recipes.items():
+        at = f"targets.{name}.search.recipes.{recipe}"
+        if not settings:
+            lines.append(f"{at}: no settings (a recipe sets at least one build setting)")
+        unknown = [f"{at}.{key}: {problem}" for key in settings if (problem := _known(settings_model, key))]
+        lines += unknown
+        if settings and not unknown:
+            try:
+                settings_model.model_validate(with_overrides(base, tuple(settings.items())))
+            except ValidationError as exc:
+                lines.append(f"{at}: {_first_error(exc)}")
     for key, values in search.space.items():
         problem = _known(settings_model, key)
         if problem:
@@ -161,16 +188,23 @@ def expand(name: str, family: str, base: dict[str, Any], search: Search, dims: M
     size = 1
     for values in search.space.values():
         size *= len(values)
+    size = (size if search.space else 0) + len(search.recipes)
     if size > search.max_points:
         raise SpaceError(
             [f"{where}: {size} points, more than max_points = {search.max_points}; drop values or raise max_points"]
         )
 
     keys = list(search.space)
+    candidates = [
+        Point(name, tuple(zip(keys, combo, strict=True)))
+        for combo in (itertools.product(*(search.space[k] for k in keys)) if keys else ())
+    ]
+    candidates += [Point(name, tuple(settings.items()), recipe) for recipe, settings in search.recipes.items()]
+    # A recipe that is also a point of the product is built once, under the recipe's name.
+    by_build = {json.dumps(p.build(base), sort_keys=True, default=str): p for p in candidates}
     points: list[Point] = []
     excluded: list[tuple[Point, str]] = []
-    for combo in itertools.product(*(search.space[k] for k in keys)):
-        point = Point(name, tuple(zip(keys, combo, strict=True)))
+    for point in by_build.values():
         try:
             settings = settings_model.model_validate(point.build(base))
         except ValidationError as exc:

@@ -20,13 +20,16 @@ class Calibration(StrictSettings):
     dataset: str = Field(
         "corpus",
         description="'corpus' = the shipped training text (the embedded model's own corpus), "
-        "or a path to a UTF-8 text file whose blank-line-separated paragraphs are the samples.",
+        "or a path to a UTF-8 text file whose blank-line-separated paragraphs are the samples, "
+        "or 'none' = data-free (AWQ only: the weights' own magnitudes, as `optimum-cli --awq` without --dataset).",
     )
     samples: int = Field(64, ge=1, le=4096)
     seq_len: int = Field(128, ge=8, le=4096)
 
 
 DATA_AWARE = ("awq", "scale_estimation", "gptq", "lora_correction")
+NEED_DATA = ("scale_estimation", "gptq", "lora_correction")  # AWQ alone also has a data-free form
+DATA_FREE = "none"
 
 
 class Compression(StrictSettings):
@@ -66,8 +69,16 @@ class Compression(StrictSettings):
             raise ValueError(f"group_size = {self.group_size}: use -1 (per channel) or a positive group size")
         if self.gptq and self.lora_correction:
             raise ValueError("gptq and lora_correction cannot be combined (NNCF supports one of them)")
+        if self.calibration.dataset == DATA_FREE:
+            needs = [a for a in NEED_DATA if getattr(self, a)]
+            if needs:
+                raise ValueError(
+                    f"{needs[0]} needs calibration data: set calibration.dataset to corpus or a text file "
+                    f"(only awq runs data-free with calibration.dataset: {DATA_FREE})"
+                )
         return self
 
     @property
     def data_aware(self) -> bool:
-        return any(getattr(self, a) for a in DATA_AWARE)
+        """Whether the build calibrates on text (AWQ alone with ``calibration.dataset: none`` is data-free)."""
+        return any(getattr(self, a) for a in DATA_AWARE) and self.calibration.dataset != DATA_FREE

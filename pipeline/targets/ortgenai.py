@@ -45,7 +45,16 @@ class Settings(StrictSettings):
         4, description="MatMulNBits compute type: 4 = int8 activations (CPU), 0 = EP default (DML)."
     )
     is_symmetric: bool = True
-    algo: Literal["default", "rtn", "k_quant"] = "default"
+    algo: Literal["default", "rtn", "k_quant"] = Field(
+        "default",
+        description="The builder's algo_config: default/rtn = round to nearest, k_quant = llama.cpp's k-quant.",
+    )
+    int8_layers: Literal["none", "lm_head", "lm_head+sensitive"] = Field(
+        "none",
+        description="MatMuls kept in int8 instead of int4 (the builder's matmul_mixed_precision): lm_head = the "
+        "last MatMul; +sensitive = also llama.cpp's most sensitive ones (first/last eighth of the layers and every "
+        "third layer's qkv/v/down projections).",
+    )
     exclude_embeds: bool = False
     exclude_lm_head: bool = False
     extra_options: dict[str, str | int | float | bool] = Field(
@@ -57,11 +66,30 @@ class Settings(StrictSettings):
     )
 
 
+# extra_options the settings above own: passing them again would make the recorded settings lie.
+OWNED_OPTIONS = {
+    "block_size": "block_size",
+    "int4_block_size": "block_size",
+    "accuracy_level": "accuracy_level",
+    "int4_accuracy_level": "accuracy_level",
+    "is_symmetric": "is_symmetric",
+    "int4_is_symmetric": "is_symmetric",
+    "algo_config": "algo",
+    "int4_algo_config": "algo",
+    "matmul_mixed_precision": "int8_layers",
+    "exclude_embeds": "exclude_embeds",
+    "exclude_lm_head": "exclude_lm_head",
+}
+MIXED_PRECISION = {"lm_head": "last_matmul:int8", "lm_head+sensitive": "last_matmul:int8,mixed_layers:int8"}
+
+
 def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
     problems = []
     reserved = {"hf_token", "hf_remote"} & set(settings.extra_options)
     if reserved:
         problems.append(f"extra_options.{sorted(reserved)[0]}: set by the pipeline (the source is always local)")
+    for key in sorted(set(settings.extra_options) & set(OWNED_OPTIONS)):
+        problems.append(f"extra_options.{key}: a setting of its own here — use {OWNED_OPTIONS[key]} instead")
     if settings.precision in ("int4", "int8") and dims is not None:
         problems += group_size_problems("block_size", settings.block_size, dims, (256, 128, 64, 32, 16))
     if dims is not None and dims.rotary_dim and dims.head_dim:
@@ -135,6 +163,8 @@ def builder_command(settings: Settings, source: Path, out: Path, cache: Path) ->
         extra["accuracy_level"] = settings.accuracy_level
         if settings.algo != "default":
             extra["algo_config"] = settings.algo
+        if settings.int8_layers != "none":
+            extra["matmul_mixed_precision"] = MIXED_PRECISION[settings.int8_layers]
     if settings.exclude_embeds:
         extra["exclude_embeds"] = "true"
     if settings.exclude_lm_head:

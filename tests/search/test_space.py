@@ -103,3 +103,39 @@ def test_a_disabled_target_cannot_be_searched(params_raw):
     raw = _search(params_raw, "npu-lib-int4", {"dtype": ["int4"]})
     (line,) = errors_of(raw)
     assert "targets.npu-lib-int4.search: the target is disabled" in line
+
+
+def test_named_recipes_sit_beside_the_product_and_a_duplicate_is_built_once(params_raw):
+    """optimum-intel's Phi-3 recipe as a named point: on the same report, not a larger product."""
+    recipes = {
+        "optimum-intel phi-3-mini": {"sym": False, "group_size": 64, "ratio": 1.0, "scale_estimation": True},
+        "same as a product point": {"ratio": 0.8, "group_size": 64},
+    }
+    raw = _search(params_raw, "ov-int4", {"ratio": [0.6, 0.8], "group_size": [64]}, recipes=recipes)
+    t = validate_params(raw).target("ov-int4")
+    base = raw["targets"]["ov-int4"]["build"]
+    exp = expand("ov-int4", t.family, base, t.search, PHI3_MINI)
+    assert [p.label() for p in exp.points] == [
+        "ratio=0.6, group_size=64",
+        "same as a product point (ratio=0.8, group_size=64)",
+        "optimum-intel phi-3-mini (sym=false, group_size=64, ratio=1.0, scale_estimation=true)",
+    ]
+    built = exp.points[-1].build(base)
+    assert (built["sym"], built["scale_estimation"], built["awq"]) == (False, True, False)
+
+
+def test_recipes_alone_are_a_search_and_a_bad_recipe_is_one_line(params_raw):
+    raw = _search(params_raw, "ov-int4", {}, recipes={"r": {"awq": True, "calibration.dataset": "none"}})
+    t = validate_params(raw).target("ov-int4")
+    exp = expand("ov-int4", t.family, raw["targets"]["ov-int4"]["build"], t.search, None)
+    assert len(exp.points) == 1 and exp.points[0].recipe == "r"
+    for recipe, expected in [
+        ({"ratoi": 1.0}, "targets.ov-int4.search.recipes.r.ratoi: unknown setting"),
+        ({"scale_estimation": True, "calibration.dataset": "none"}, "scale_estimation needs calibration data"),
+        ({}, "targets.ov-int4.search.recipes.r: no settings"),
+    ]:
+        lines = errors_of(_search(params_raw, "ov-int4", {}, recipes={"r": recipe}))
+        assert len(lines) == 1 and expected in lines[0], lines
+    assert any(
+        "a search needs a space, recipes, or both" in line for line in errors_of(_search(params_raw, "ov-int4", {}))
+    )
