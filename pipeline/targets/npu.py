@@ -2,7 +2,9 @@
 
 What OpenVINO GenAI needs to run an LLM on the NPU (docs: "OpenVINO GenAI on NPU"):
 - weights int4 (or nf4, channel-wise only, Core Ultra Series 2+), **symmetric**, ratio 1.0, group size
-  -1 (channel-wise) or 128 — checked before any work by ``preflight``;
+  -1 (channel-wise) or 128 — checked before any work by ``preflight``. Where 128 does not divide a layer's
+  input channels (a 576-wide model), ``group_size_fallback: ignore`` leaves that layer in the backup
+  precision — channel-wise int8, the precision embeddings and lm_head always have in an NPU IR;
 - pipeline properties for its static-shape compilation (``MAX_PROMPT_LEN``, ``MIN_RESPONSE_LEN``,
   ``PREFILL_HINT``, ``GENERATE_HINT``, ``CACHE_DIR``) — written to ``npu_config.json`` in the artifact
   (``NpuConfigFile``, owned by this family) and applied by ``runtime_properties`` only when the device is NPU;
@@ -106,11 +108,18 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
         )
     if settings.gptq or settings.lora_correction:
         problems.append("gptq/lora_correction = True: not validated for NPU; use awq + scale_estimation")
-    if settings.group_size_fallback != "error":
-        problems.append(f"group_size_fallback = {settings.group_size_fallback}: {rule} one group size for every layer")
-    if dims is not None and settings.group_size == 128:
+    if settings.group_size_fallback == "adjust":
+        problems.append(
+            f"group_size_fallback = adjust: {rule} one int4 group size (use ignore: layers 128 does not divide stay "
+            "in the backup precision, channel-wise int8, as embeddings and lm_head do)"
+        )
+    if dims is not None and settings.group_size == 128 and settings.group_size_fallback == "error":
         problems += group_size_problems(
-            "group_size", 128, dims, (), "the NPU takes 128 or -1: use group_size: -1 (channel-wise)"
+            "group_size",
+            128,
+            dims,
+            (),
+            "the NPU takes 128 or -1: use group_size: -1 (channel-wise) or group_size_fallback: ignore",
         )
     return problems
 

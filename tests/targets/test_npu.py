@@ -45,6 +45,7 @@ def test_allowed_npu_settings_pass(params_raw):
         {"group_size": 128},
         {"weight_format": "nf4", "group_size": -1},
         {"awq": True, "scale_estimation": True},
+        {"group_size": 128, "group_size_fallback": "ignore"},  # layers 128 does not divide stay int8 per channel
     ):
         raw = json.loads(json.dumps(params_raw))
         raw["targets"]["ov-npu-int4"]["build"].update(change)
