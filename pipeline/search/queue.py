@@ -65,7 +65,9 @@ def require_clean_baseline(project: Path) -> None:
             "params.yaml, dvc.yaml or dvc.lock differ from the last commit (experiments start from the commit)",
             fix="commit them (git commit params.yaml dvc.yaml dvc.lock) or restore them",
         )
-    status = dvc(["status", "--json"], project, check=False)
+    # Only what a point reproduces (`report` and every stage before it): a package is not made for a baseline
+    # target that misses its gate, and need not be — points never build packages.
+    status = dvc(["status", "--json", "report"], project, check=False)
     try:
         changed = json.loads(status.stdout or "{}")
     except json.JSONDecodeError:
