@@ -83,10 +83,12 @@ class Point:
         return f"{self.recipe} ({settings})" if self.recipe else settings
 
     def set_args(self) -> list[str]:
-        """``dvc exp run`` arguments that set this point in params.yaml (``-S key=value``, YAML values)."""
+        """``dvc exp run`` arguments that set this point in params.yaml (``-S ++key=value``, YAML values): ``++``
+        adds a setting the file leaves to its default (seen: plain ``-S`` refused ``group_size_fallback``, which
+        the NPU target's build: does not list, with "Key 'group_size_fallback' is not in struct")."""
         out: list[str] = []
         for k, v in self.overrides:
-            out += ["-S", f"targets.{self.target}.build.{k}={_yaml_value(v)}"]
+            out += ["-S", f"++targets.{self.target}.build.{k}={_yaml_value(v)}"]
         return out
 
     def build(self, base: dict[str, Any]) -> dict[str, Any]:

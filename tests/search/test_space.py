@@ -33,10 +33,11 @@ def test_a_space_expands_to_its_product_with_stable_names(params_raw):
     assert [p.name for p in exp.points] == [p.name for p in again.points]
     assert len({p.name for p in exp.points}) == 12
     p = exp.points[-1]
-    assert p.set_args() == ["-S", "targets.ov-int4.build.ratio=1.0", "-S", "targets.ov-int4.build.group_size=128",
-                            "-S", "targets.ov-int4.build.awq=true"]  # fmt: skip
+    assert p.set_args() == ["-S", "++targets.ov-int4.build.ratio=1.0", "-S", "++targets.ov-int4.build.group_size=128",
+                            "-S", "++targets.ov-int4.build.awq=true"]  # fmt: skip
     built = p.build(raw["targets"]["ov-int4"]["build"])
-    assert (built["ratio"], built["group_size"], built["awq"], built["sym"]) == (1.0, 128, True, True)
+    base_sym = raw["targets"]["ov-int4"]["build"]["sym"]  # not in the space: the base's own value
+    assert (built["ratio"], built["group_size"], built["awq"], built["sym"]) == (1.0, 128, True, base_sym)
     assert raw["targets"]["ov-int4"]["build"]["ratio"] == 0.6  # the base is not modified
 
 
@@ -108,7 +109,13 @@ def test_a_disabled_target_cannot_be_searched(params_raw):
 def test_named_recipes_sit_beside_the_product_and_a_duplicate_is_built_once(params_raw):
     """optimum-intel's Phi-3 recipe as a named point: on the same report, not a larger product."""
     recipes = {
-        "optimum-intel phi-3-mini": {"sym": False, "group_size": 64, "ratio": 1.0, "scale_estimation": True},
+        "optimum-intel phi-3-mini": {
+            "sym": False,
+            "group_size": 64,
+            "ratio": 1.0,
+            "scale_estimation": True,
+            "awq": False,
+        },
         "same as a product point": {"ratio": 0.8, "group_size": 64},
     }
     raw = _search(params_raw, "ov-int4", {"ratio": [0.6, 0.8], "group_size": [64]}, recipes=recipes)
@@ -118,14 +125,19 @@ def test_named_recipes_sit_beside_the_product_and_a_duplicate_is_built_once(para
     assert [p.label() for p in exp.points] == [
         "ratio=0.6, group_size=64",
         "same as a product point (ratio=0.8, group_size=64)",
-        "optimum-intel phi-3-mini (sym=false, group_size=64, ratio=1.0, scale_estimation=true)",
+        "optimum-intel phi-3-mini (sym=false, group_size=64, ratio=1.0, scale_estimation=true, awq=false)",
     ]
     built = exp.points[-1].build(base)
     assert (built["sym"], built["scale_estimation"], built["awq"]) == (False, True, False)
 
 
 def test_recipes_alone_are_a_search_and_a_bad_recipe_is_one_line(params_raw):
-    raw = _search(params_raw, "ov-int4", {}, recipes={"r": {"awq": True, "calibration.dataset": "none"}})
+    raw = _search(
+        params_raw,
+        "ov-int4",
+        {},
+        recipes={"r": {"awq": True, "scale_estimation": False, "calibration.dataset": "none"}},
+    )
     t = validate_params(raw).target("ov-int4")
     exp = expand("ov-int4", t.family, raw["targets"]["ov-int4"]["build"], t.search, None)
     assert len(exp.points) == 1 and exp.points[0].recipe == "r"
