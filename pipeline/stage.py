@@ -32,7 +32,7 @@ def run_output_stage(
     """
 
     def body() -> None:
-        params = load_params(params_path)
+        params = load_params(params_path, check_search=False)  # a stage never reads a search: block
         out = out_dir(params)
         fsutil.clean_stale_tmp(out.parent)
         resource_plan.require(params, name, out.parent)

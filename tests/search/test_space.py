@@ -151,3 +151,12 @@ def test_recipes_alone_are_a_search_and_a_bad_recipe_is_one_line(params_raw):
     assert any(
         "a search needs a space, recipes, or both" in line for line in errors_of(_search(params_raw, "ov-int4", {}))
     )
+
+
+def test_a_stage_inside_a_points_experiment_does_not_judge_the_sibling_recipes(params_raw):
+    """Seen: the data-free point (calibration.dataset: none) made a sibling AWQ + SE recipe that inherits the
+    dataset invalid; every stage of that point's experiment refused to run. Stages skip the search block."""
+    raw = _search(params_raw, "ov-int4", {}, recipes={"se": {"scale_estimation": True}})
+    raw["targets"]["ov-int4"]["build"].update(awq=True, scale_estimation=False, calibration={"dataset": "none"})
+    assert any("scale_estimation needs calibration data" in line for line in errors_of(raw))  # `aipc params`
+    assert validate_params(raw, check_search=False).target("ov-int4").build.calibration.dataset == "none"
