@@ -25,7 +25,9 @@ def test_shipped_params_are_valid():
     assert {"phi-3-mini-4k", "phi-3-mini-128k", "phi-3_5-mini"} <= set(params.models)
     assert params.models["phi-3-mini-4k"].repo == "microsoft/Phi-3-mini-4k-instruct"
     int4 = params.target("ov-int4").build
-    assert (int4.sym, int4.group_size, int4.ratio, int4.backup_precision) == (True, 128, 0.6, "int8_asym")
+    # the recipe `aipc search ov-int4` chose on a real trained checkpoint (README: "Int4 recipes")
+    assert (int4.sym, int4.group_size, int4.ratio, int4.backup_precision) == (False, 64, 0.6, "int8_asym")
+    assert int4.awq and int4.scale_estimation and int4.data_aware
 
 
 @pytest.mark.parametrize(
@@ -137,13 +139,18 @@ def test_a_refused_group_size_names_the_sizes_that_fit_not_the_refused_one(param
                                      "hidden_size": 576, "intermediate_size": 1536}  # fmt: skip
     params_raw["model"] = "small"
     params_raw["targets"]["ov-npu-int4"]["build"]["group_size"] = 128  # the NPU's other allowed size
+    params_raw["targets"]["ov-int4"]["build"]["group_size"] = 128  # the mission's reference flags
+    params_raw["targets"]["ort-dml-int4"]["build"]["block_size"] = 128
     with pytest.raises(ParamsError) as info:
         validate_params(params_raw)
     lines = {line.split(" = ")[0]: line for line in info.value.lines}
     ov = lines["params.yaml: targets.ov-int4.build.group_size"]
     assert "divides them all: 64, 32, 16;" in ov and "-1 (per channel)" in ov and "e.g. 128" not in ov
     assert "divides them all: 64, 32, 16" in lines["params.yaml: targets.ort-dml-int4.build.block_size"]
-    assert "use group_size: -1" in lines["params.yaml: targets.ov-npu-int4.build.group_size"]
+    assert (
+        "use group_size: -1 (channel-wise) or group_size_fallback: ignore"
+        in lines["params.yaml: targets.ov-npu-int4.build.group_size"]
+    )
 
 
 def test_a_dot_in_a_model_name_is_refused_before_dvc_reads_it_as_nesting(params_raw):
@@ -159,6 +166,9 @@ def test_the_real_checkpoints_shape_is_checked_before_any_work(params_raw):
     built ov-fp16 before build@ov-int4 refused group 128 on hidden 576; now both targets that cannot take that
     width are named at once, before the source stage."""
     params_raw["model"] = "smollm2-135m"
+    assert validate_params(params_raw).model == "smollm2-135m"  # the default recipes take the real checkpoint
+    params_raw["targets"]["ov-int4"]["build"]["group_size"] = 128  # the mission's reference flags
+    params_raw["targets"]["ort-dml-int4"]["build"]["block_size"] = 128
     problems = [e for e in errors_of(params_raw) if "hidden_size)=576" in e]
     assert {p.split(": ")[1] for p in problems} == {"targets.ov-int4.build.group_size = 128",
                                                   "targets.ort-dml-int4.build.block_size = 128"}  # fmt: skip

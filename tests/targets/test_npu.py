@@ -53,8 +53,8 @@ def test_allowed_npu_settings_pass(params_raw):
         assert {k: getattr(settings, k) for k in change} == change
 
 
-def test_ir_really_holds_symmetric_channelwise_int4(build):
-    """Read the IR's constants: int4 weights are signed i4 (symmetric), per channel, no zero points."""
+def test_ir_really_holds_symmetric_group128_int4(build):
+    """Read the IR's constants: int4 weights are signed i4 (symmetric), in groups of 128, no zero points."""
     import openvino as ov
 
     out = build("ov-npu-int4")
@@ -69,8 +69,9 @@ def test_ir_really_holds_symmetric_channelwise_int4(build):
     int4 = {k: v for k, v in w.layers.items() if v.precision == "int4"}
     matmuls = [k for k, v in w.layers.items() if v.op == "MatMul" and "lm_head" not in k]
     assert set(matmuls) <= set(int4)  # ratio 1.0: every ratio-defining layer is int4
-    assert all(v.group_size == -1 and not v.zero_point for v in int4.values())
+    assert all(v.group_size == 128 and not v.zero_point for v in int4.values())
     rec = json.loads((out / "target.json").read_text())
+    assert rec["build"]["data_aware"] is True  # AWQ + scale estimation on the shipped text
     assert rec["build"]["compliance"]["ok"] is True
 
 

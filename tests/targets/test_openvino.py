@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 
 from pipeline import layout
 from pipeline.build import build_target
-from pipeline.errors import BuildError, ParamsError
+from pipeline.errors import BuildError, ParamsError, PipelineError
 from pipeline.fsutil import atomic_dir
 from pipeline.openvino_ir import MODEL_BIN, MODEL_XML, compress
 from pipeline.openvino_ir.inspect import weight_precisions, weights_sha256
@@ -59,24 +60,58 @@ def prompt_ids(artifacts_root):
     return [r["input_ids"] for r in rows]
 
 
+DATA_FREE = {"awq": False, "scale_estimation": False}
+ANCHORED = {  # test targets (name → family, build): data-free settings, which optimum-cli can be run with offline
+    "ov-int4-reference": ("openvino", {"sym": True, "group_size": 128, "ratio": 0.6, **DATA_FREE}),
+    "ov-int4-awq-data-free": (
+        "openvino",
+        {
+            "sym": False,
+            "group_size": 64,
+            "ratio": 0.6,
+            "awq": True,
+            "scale_estimation": False,
+            "calibration": {"dataset": "none"},
+        },
+    ),
+    "ov-npu-int4-data-free": ("npu", {"sym": True, "group_size": -1, "ratio": 1.0, **DATA_FREE}),
+}
+
+
+@pytest.fixture(scope="module")
+def anchored_params(raw_params):
+    params_raw = copy.deepcopy(raw_params)
+    for name, (family, build) in ANCHORED.items():
+        params_raw["targets"][name] = {"family": family, "enabled": True, "device": "auto", "build": build}
+    return validate_params(params_raw)
+
+
 @pytest.mark.parametrize(
     ("target", "flags", "counts"),
     [
         (
-            "ov-int4",
+            "ov-int4-reference",  # the mission's reference flags
             ["--weight-format", "int4", "--group-size", "128", "--ratio", "0.6", "--sym"],
             {"int4": 4, "int8": 6},
         ),
         (
-            "ov-npu-int4",
+            "ov-int4-awq-data-free",  # optimum-intel's Phi-3.5 / Phi-4-mini recipe form: --awq without --dataset
+            ["--weight-format", "int4", "--group-size", "64", "--ratio", "0.6", "--awq"],
+            {"int4": 4, "int8": 6},
+        ),
+        (
+            "ov-npu-int4-data-free",
             ["--weight-format", "int4", "--group-size", "-1", "--ratio", "1.0", "--sym"],
             {"int4": 8, "int8": 2},
         ),
         ("ov-fp16", ["--weight-format", "fp16"], {"fp16": 10}),
     ],
 )
-def test_same_result_as_optimum_cli(build, embedded_dir, tmp_path, prompt_ids, target, flags, counts):
-    ours = build(target)
+def test_same_result_as_optimum_cli(build, anchored_params, embedded_dir, tmp_path, prompt_ids, target, flags, counts):
+    from pipeline.bench.anchors import optimum_cli_flags
+
+    assert optimum_cli_flags(anchored_params.target(target).build) == flags  # the benchmark's anchor is this command
+    ours = build(target, anchored_params)
     cli = optimum_cli(embedded_dir, tmp_path / "cli", *flags)
     ours_w = weight_precisions(ours / MODEL_XML)
     cli_w = weight_precisions(cli / MODEL_XML)
@@ -97,6 +132,13 @@ def test_same_result_as_optimum_cli(build, embedded_dir, tmp_path, prompt_ids, t
     assert greedy(ours, prompt_ids) == greedy(cli, prompt_ids)
 
 
+def test_data_aware_settings_have_no_optimum_cli_anchor(default_params):
+    from pipeline.bench.anchors import optimum_cli_flags
+
+    with pytest.raises(PipelineError, match="data-aware settings have no optimum-cli anchor"):
+        optimum_cli_flags(default_params.target("ov-int4").build)  # AWQ + scale estimation on the shipped text
+
+
 def float_constants(folder: Path, element_type: str) -> dict[str, int]:
     """name → element count of the IR's constants of ``element_type``."""
     import openvino as ov
@@ -114,10 +156,13 @@ def test_artifact_is_complete_and_records_what_it_holds(build):
     assert "chat_template" in json.loads((out / "tokenizer_config.json").read_text())
     rec = json.loads((out / "target.json").read_text())
     assert rec["status"] == "built" and rec["runtime"] == "openvino-genai"
-    assert rec["settings"]["group_size"] == 128 and rec["settings"]["ratio"] == 0.6 and rec["settings"]["sym"] is True
+    assert rec["settings"]["group_size"] == 64 and rec["settings"]["ratio"] == 0.6 and rec["settings"]["sym"] is False
     nncf_args = rec["build"]["nncf_compress_weights"]
-    assert nncf_args["mode"] == "int4_sym" and nncf_args["group_size"] == "128" and nncf_args["ratio"] == "0.6"
-    assert rec["build"]["weights"]["counts"] == {"int4": 4, "int8": 6}
+    assert nncf_args["mode"] == "int4_asym" and nncf_args["group_size"] == "64" and nncf_args["ratio"] == "0.6"
+    assert nncf_args["awq"] == "True" and nncf_args["scale_estimation"] == "True" and rec["build"]["data_aware"]
+    # with calibration data NNCF ranks layers by their activations (not only the weights' error): one more MatMul
+    # of the embedded model falls inside the 60 % than the data-free ranking puts there (4 int4, 6 int8)
+    assert rec["build"]["weights"]["counts"] == {"int4": 5, "int8": 5}
     assert rec["tools"]["nncf"] and rec["tools"]["openvino"]
 
 
@@ -208,12 +253,13 @@ def test_data_aware_int4_uses_offline_calibration_and_beats_data_free(params_raw
     perplexity = {}
     ids: list[int] = []
     for label, change in {
-        "data-free": {},
+        "data-free": {"awq": False, "scale_estimation": False},
         "awq+se": {"awq": True, "scale_estimation": True},
-        "gptq+se": {"gptq": True, "scale_estimation": True},
+        "gptq+se": {"awq": False, "gptq": True, "scale_estimation": True},
     }.items():
         raw = json.loads(json.dumps(params_raw))
         raw["targets"]["ov-int4"]["build"].update(change)
+        raw["targets"]["ov-int4"].pop("search")  # its data-free recipes do not combine with a gptq base
         root = tmp_path / label
         shutil.copytree(fallback_root, root)
         out = build("ov-int4", validate_params(raw), root)

@@ -27,7 +27,7 @@ def with_target(params_raw, name, build, **extra):
 
 
 def test_cpu_and_dml_int4_artifacts(build):
-    for name, ep, block, providers in (("ort-cpu-int4", "cpu", 32, []), ("ort-dml-int4", "dml", 128, ["dml"])):
+    for name, ep, block, providers in (("ort-cpu-int4", "cpu", 16, []), ("ort-dml-int4", "dml", 16, ["dml"])):
         out = build(name)
         for f in (
             "model.onnx",
@@ -45,7 +45,10 @@ def test_cpu_and_dml_int4_artifacts(build):
         assert "hf_token=false" in cmd and "artifacts/source" in cmd
         graph = rec["build"]["graph"]
         assert graph["quantized_matmuls"] > 0 and graph["float_matmuls"] == 0
-        assert all(k.startswith("4bit/block" + str(block)) for k in graph["quantized_by_kind"])
+        # k-quant int4 body; lm_head and llama.cpp's sensitive MatMuls in int8 (int8_layers: lm_head+sensitive)
+        assert "algo_config=k_quant" in cmd and "matmul_mixed_precision=last_matmul:int8,mixed_layers:int8" in cmd
+        assert {k.split("/")[0] for k in graph["quantized_by_kind"]} == {"4bit", "8bit"}, graph["quantized_by_kind"]
+        assert all(k.split("/")[1] == f"block{block}" for k in graph["quantized_by_kind"])
         assert rec["build"]["providers"] == providers
 
 
@@ -78,11 +81,18 @@ def test_every_builder_option_reaches_the_command():
     s = ortgenai.Settings(
         precision="int4", execution_provider="cpu", block_size=64, accuracy_level=2, is_symmetric=False,
         algo="k_quant", exclude_embeds=True, exclude_lm_head=True, extra_options={"int4_op_types_to_quantize": "MatMul"},
+        int8_layers="lm_head",
     )  # fmt: skip
     cmd = ortgenai.builder_command(s, layout.source_dir(), layout.target_dir("x"), layout.ARTIFACTS / "cache")
     for opt in ("block_size=64", "accuracy_level=2", "is_symmetric=false", "algo_config=k_quant", "exclude_embeds=true",
-                "exclude_lm_head=true", "int4_op_types_to_quantize=MatMul", "hf_remote=false"):  # fmt: skip
+                "exclude_lm_head=true", "int4_op_types_to_quantize=MatMul", "hf_remote=false",
+                "matmul_mixed_precision=last_matmul:int8"):  # fmt: skip
         assert opt in cmd, opt
+    none = s.model_copy(update={"int8_layers": "none"})
+    assert not any(
+        a.startswith("matmul_mixed_precision")
+        for a in ortgenai.builder_command(none, layout.source_dir(), layout.target_dir("x"), layout.ARTIFACTS)
+    )
 
 
 def test_recorded_command_is_the_same_on_every_machine(tmp_path, monkeypatch):
@@ -135,6 +145,17 @@ def test_pipeline_owned_builder_options_are_refused(params_raw):
         with_target(
             params_raw, "ort-x", {"precision": "int4", "execution_provider": "cpu", "extra_options": {"hf_token": "x"}}
         )
+    # an option a setting owns would make the recorded settings say one thing and the graph another
+    for key, owner in (
+        ("matmul_mixed_precision", "int8_layers"),
+        ("int4_algo_config", "algo"),
+        ("block_size", "block_size"),
+    ):
+        build = {"precision": "int4", "execution_provider": "cpu", "extra_options": {key: "x"}}
+        with pytest.raises(
+            ParamsError, match=rf"extra_options\.{key}: a setting of its own here — use {owner} instead"
+        ):
+            with_target(params_raw, "ort-x", build)
 
 
 @pytest.mark.parametrize("ep", ["cpu", "dml"])

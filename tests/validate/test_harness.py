@@ -66,6 +66,13 @@ def test_impossible_gate_fails_with_one_line_and_keeps_metrics(build, artifacts_
     msg = str(info.value)
     assert "\n" not in msg
     assert "ov-int4: tpot_ms_median = " in msg and "bound <= 1e-06 (targets.ov-int4.gates.ms_per_token_max)" in msg
+    # a search point (aipc search's queue workers): the same miss is recorded in metrics.json, not raised
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIPC_GATES", "record")
+        raise_if_failed(result)
+        mp.setenv("AIPC_GATES", "enforce")  # any other value enforces
+        with pytest.raises(GateFailed):
+            raise_if_failed(result)
 
 
 def test_disabled_target_is_recorded(artifacts_root, default_params, tmp_path):
