@@ -138,7 +138,7 @@ def test_a_refused_group_size_names_the_sizes_that_fit_not_the_refused_one(param
     params_raw["models"]["small"] = {"kind": "hub", "repo": "x/y", "revision": "a" * 40,
                                      "hidden_size": 576, "intermediate_size": 1536}  # fmt: skip
     params_raw["model"] = "small"
-    params_raw["targets"]["ov-npu-int4"]["build"]["group_size"] = 128  # the NPU's other allowed size
+    params_raw["targets"]["ov-npu-int4"]["build"]["group_size_fallback"] = "error"  # group 128 for every layer
     params_raw["targets"]["ov-int4"]["build"]["group_size"] = 128  # the mission's reference flags
     params_raw["targets"]["ort-dml-int4"]["build"]["block_size"] = 128
     with pytest.raises(ParamsError) as info:

@@ -50,7 +50,7 @@ def test_packages_hold_manifest_card_and_golden_outputs(published_project):
     m = manifest.read(pkg)
     assert manifest.verify(pkg) == []
     assert m.validated and m.source.resolved_revision and m.tools.build["nncf"]
-    assert m.settings["group_size"] == 128 and m.build.weights == {"int4": 4, "int8": 6}
+    assert m.settings["group_size"] == 64 and m.settings["awq"] and m.build.weights == {"int4": 5, "int8": 5}
     assert {f.path for f in m.files} >= {
         "openvino_model.xml",
         "openvino_model.bin",

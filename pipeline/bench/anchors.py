@@ -15,6 +15,22 @@ from typing import Any
 from pipeline.errors import PipelineError
 
 
+def data_free_twin(build: dict[str, Any]) -> dict[str, Any] | None:
+    """A data-aware OpenVINO ``build:`` in the form optimum-cli can run offline, or None when it already can.
+
+    The build benchmark compares the same settings on both sides; calibration has no offline anchor (optimum-cli
+    calibrates on Hub datasets only), so a calibrated default is benchmarked as its data-free twin: every knob
+    kept, AWQ data-free (``--awq``), scale estimation / GPTQ / LoRA correction off. The calibration's own cost
+    is then not in the comparison (the main-job benchmark runs the defaults as they are)."""
+    needs_data = ("scale_estimation", "gptq", "lora_correction")
+    calibration = dict(build.get("calibration") or {})
+    if not any(build.get(k) for k in needs_data) and not (build.get("awq") and calibration.get("dataset") != "none"):
+        return None
+    twin = {**build, **dict.fromkeys(needs_data, False)}
+    twin["calibration"] = {**calibration, "dataset": "none"}
+    return twin
+
+
 def optimum_cli_flags(settings: Any) -> list[str]:
     """optimum-cli's flags for an OpenVINO target's settings."""
     if getattr(settings, "data_aware", False):
@@ -33,6 +49,8 @@ def optimum_cli_flags(settings: Any) -> list[str]:
             flags += ["--sensitivity-metric", settings.sensitivity_metric]
         if settings.awq:
             flags.append("--awq")
+        if settings.group_size_fallback != "error":
+            flags += ["--group-size-fallback", settings.group_size_fallback]
     elif fmt == "int8" and settings.sym:
         flags.append("--sym")
     return flags

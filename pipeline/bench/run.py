@@ -22,7 +22,7 @@ import psutil
 
 from pipeline import fsutil, layout, versions
 from pipeline.bench import TARGETS, GiB
-from pipeline.bench.anchors import anchor_command
+from pipeline.bench.anchors import anchor_command, data_free_twin
 from pipeline.bench.measure import Step, run_measured
 from pipeline.bench.synthetic import PHI3_MINI, make_phi3_mini_shaped, tokenizer_source
 from pipeline.errors import ResourceError
@@ -66,8 +66,9 @@ def check_resources(work: Path, need_ram: float = 20 * GiB, need_disk: float = 7
     )
 
 
-def bench_params(project_root: Path, model_dir: Path) -> dict[str, Any]:
-    """The project's params.yaml pointed at ``model_dir`` (a local source), with the benchmarked targets only."""
+def bench_params(project_root: Path, model_dir: Path) -> tuple[dict[str, Any], list[str]]:
+    """The project's params.yaml pointed at ``model_dir`` (a local source), with the benchmarked targets only,
+    and the targets benchmarked as their data-free twins (``anchors.data_free_twin``)."""
     import yaml
 
     raw = yaml.safe_load((project_root / "params.yaml").read_text())
@@ -78,7 +79,14 @@ def bench_params(project_root: Path, model_dir: Path) -> dict[str, Any]:
     }
     raw["model"] = "bench"
     raw["targets"] = {k: v for k, v in raw["targets"].items() if k in TARGETS}
-    return raw
+    twins = []
+    for name, target in raw["targets"].items():
+        if target["family"] in ("openvino", "npu") and (twin := data_free_twin(target["build"])) is not None:
+            log.info("%s: benchmarked as its data-free twin (calibration has no offline optimum-cli anchor)", name)
+            target["build"] = twin
+            target.pop("search", None)  # its recipes were written against the calibrated build
+            twins.append(name)
+    return raw, twins
 
 
 def weights_digest(runtime: str, folder: Path) -> dict[str, str]:
@@ -146,7 +154,7 @@ def run_bench(
         results["model"] = {"weights_bytes": total, "seconds": round(time.monotonic() - t0, 1), **shape}
         log.info("model: %.2f GB of bf16 safetensors", total / 1e9)
 
-        raw = bench_params(project_root, model)
+        raw, results["data_free_twins"] = bench_params(project_root, model)
         params = validate_params(raw, check_model=False)
         anchors_out = work / "anchors"
         anchors_out.mkdir(exist_ok=True)

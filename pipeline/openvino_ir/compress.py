@@ -104,7 +104,12 @@ def calibration_dataset(ir_dir: Path, tokenizer_dir: Path, calibration: Calibrat
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     step = max(1, len(texts) // calibration.samples)
     picked = texts[::step][: calibration.samples]
-    model = OVModelForCausalLM.from_pretrained(ir_dir, compile=False, use_cache=True)
+    # f32 as NNCF's own statistics engine runs (OVNativeEngine): the CPU plugin's default on a bf16-capable CPU is
+    # bf16, which makes the recorded decode step depend on the machine, and which a oneDNN capped below the CPU's
+    # own ISA cannot compile (seen: "FullyConnected … could not create a primitive descriptor" under
+    # ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 host, in the same-bytes test's second clone)
+    f32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+    model = OVModelForCausalLM.from_pretrained(ir_dir, compile=False, use_cache=True, ov_config=f32)
     model.update_pkv_precision(True)
     model.compile()
     collected: list[Any] = []

@@ -32,6 +32,8 @@ def test_harness_on_the_embedded_model(embedded_dir, tmp_path):
     )
     md = render.markdown(results, "aipc bench")
     assert "| ov-int4 |" in md and "ratio" in md
+    # the calibrated defaults have no offline optimum-cli anchor: compared as their data-free twins, same weights
+    assert results["data_free_twins"] == ["ov-int4", "ov-npu-int4"] and "data-free twins" in md
     assert not (tmp_path / "work").exists()  # cleaned up
     render.write_results(results, tmp_path / "docs", "aipc bench")
     assert json.loads((tmp_path / "docs/benchmarks.json").read_text())["steps"]
