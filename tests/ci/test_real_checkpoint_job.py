@@ -8,6 +8,7 @@ Phi-3 and runs the whole pipeline with the default int4 recipes. Heavy (~15 min 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -31,14 +32,20 @@ def test_the_real_checkpoint_job_builds_every_target_and_passes_every_gate(tmp_p
     wf = Workflow(WORKFLOW, origin, tmp_path / "jobs", tmp_path / "store", vars={}, secrets={}, inputs={},
                   base_env=clean_env())  # fmt: skip
     (run,) = wf.run_job("real-checkpoint")
-    source = SourceRecord.read(run.folder / "artifacts/source")
+    check_job(run.folder, run.log, [t for t, x in default_params.targets.items() if x.enabled])
+
+
+def check_job(folder: Path, log: str, enabled: list[str]) -> None:
+    """What the job must have left: the re-layout's proof, every gate passed, the int4 KL bounds, every
+    long-context length measured or recorded as not taken, and the report printed."""
+    source = SourceRecord.read(folder / "artifacts/source")
     assert source.kind == "package" and source.relayout is not None, source
     assert source.relayout.max_abs_logit_difference == 0.0 and source.relayout.original == "LlamaForCausalLM"
-    metrics = json.loads((run.folder / "artifacts/report/metrics.json").read_text())
-    enabled = [t for t, x in default_params.targets.items() if x.enabled]
+    metrics = json.loads((folder / "artifacts/report/metrics.json").read_text())
     for target in enabled:
         assert metrics[target]["gates_passed"] is True, (target, metrics[target])
         if target in KL_BOUND:
             assert metrics[target]["kl_mean"] <= KL_BOUND[target], (target, metrics[target]["kl_mean"])
-        assert all(x["kl_mean"] is not None for x in metrics[target]["long_context"].values()), metrics[target]
-    assert "ov-int4" in run.log and "gates" in run.log  # the report step printed the table
+        lengths = metrics[target]["long_context"]
+        assert lengths and all(x == "not taken" or x["kl_mean"] is not None for x in lengths.values()), lengths
+    assert "ov-int4" in log and "gates" in log  # the report step printed the table
