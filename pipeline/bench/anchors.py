@@ -22,13 +22,12 @@ def data_free_twin(build: dict[str, Any]) -> dict[str, Any] | None:
     calibrates on Hub datasets only), so a calibrated default is benchmarked as its data-free twin: every knob
     kept, AWQ data-free (``--awq``), scale estimation / GPTQ / LoRA correction off. The calibration's own cost
     is then not in the comparison (the main-job benchmark runs the defaults as they are)."""
-    needs_data = ("scale_estimation", "gptq", "lora_correction")
+    from pipeline.targets.compression import DATA_FREE, NEED_DATA
+
     calibration = dict(build.get("calibration") or {})
-    if not any(build.get(k) for k in needs_data) and not (build.get("awq") and calibration.get("dataset") != "none"):
+    if not any(build.get(k) for k in NEED_DATA) and not (build.get("awq") and calibration.get("dataset") != DATA_FREE):
         return None
-    twin = {**build, **dict.fromkeys(needs_data, False)}
-    twin["calibration"] = {**calibration, "dataset": "none"}
-    return twin
+    return {**build, **dict.fromkeys(NEED_DATA, False), "calibration": {**calibration, "dataset": DATA_FREE}}
 
 
 def optimum_cli_flags(settings: Any) -> list[str]:
