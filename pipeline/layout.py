@@ -9,6 +9,11 @@ from pipeline.errors import BuildError
 ARTIFACTS = Path("artifacts")
 
 
+def checked_params_dir(root: Path = ARTIFACTS) -> Path:
+    """Where the params check leaves its record (``ParamsChecked``)."""
+    return root / "checked-params"
+
+
 def source_dir(root: Path = ARTIFACTS) -> Path:
     return root / "source"
 

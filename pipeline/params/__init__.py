@@ -102,7 +102,7 @@ class Params(Strict):
                 )
         if self.model not in self.models:
             raise ValueError(
-                f"model = {self.model!r}: no such entry under `models` (allowed: {', '.join(self.models)})"
+                f"model = {self.model!r}: no such entry under `models`{messages.did_you_mean(self.model, list(self.models))}"
             )
         for name in self.targets:
             if not TARGET_NAME.fullmatch(name):
@@ -123,7 +123,7 @@ class Params(Strict):
             return self.targets[name]
         except KeyError:
             raise ParamsError(
-                [f"params.yaml: targets.{name}: no such target (allowed: {', '.join(self.targets)})"]
+                [f"params.yaml: targets.{name}: no such target{messages.did_you_mean(name, list(self.targets))}"]
             ) from None
 
     def family(self, name: str) -> TargetFamily:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
@@ -32,6 +33,9 @@ def lines(exc: ValidationError, source: str, root: type[BaseModel]) -> list[str]
             shown = "missing" if tag is None else f"{tag!r}"
             what = "family" if field == "family" else "model kind"
             out.append(f"{source}: {key}.{field} = {shown}: unknown {what} (allowed: {allowed})")
+        elif err["type"] in ("literal_error", "enum") and isinstance(err.get("input"), str):
+            allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+            out.append(f"{source}: {key} = {err['input']!r}: not an allowed value{did_you_mean(err['input'], allowed)}")
         elif err["type"] == "missing":
             out.append(f"{source}: {key}: required key is missing")
         elif not loc:  # a cross-field rule: its message already names the key
@@ -41,6 +45,14 @@ def lines(exc: ValidationError, source: str, root: type[BaseModel]) -> list[str]
             shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
             out.append(f"{source}: {key} = {shown}: {msg}")
     return out
+
+
+def did_you_mean(value: object, allowed: list[str]) -> str:
+    """The tail of a typo's one line: the closest allowed name first, then every allowed one."""
+    close = difflib.get_close_matches(str(value), allowed, n=1) if isinstance(value, str) else []
+    return (
+        f" (did you mean '{close[0]}'? allowed: {', '.join(allowed)})" if close else f" (allowed: {', '.join(allowed)})"
+    )
 
 
 def _without_tags(loc: tuple[str, ...]) -> tuple[str, ...]:

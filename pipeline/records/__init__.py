@@ -24,6 +24,7 @@ from pipeline.records.build import (
     TargetSource,
     WeightSummary,
 )
+from pipeline.records.checked import ParamsChecked
 from pipeline.records.package import (
     DeviceFacts,
     Manifest,
@@ -75,6 +76,7 @@ __all__ = [
     "NpuCompile",
     "OvIrRecord",
     "PackageStatus",
+    "ParamsChecked",
     "Phases",
     "Quality",
     "Record",

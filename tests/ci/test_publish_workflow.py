@@ -20,7 +20,8 @@ from tests.support.hub_server import FakeHub
 from tests.test_dvc_source import VENV_BIN, dvc, project_copy
 
 WORKFLOW = ROOT / ".github/workflows/publish.yml"
-SHARED = {"source", "ov-ir", "reference"}
+# check-params runs in every job: params.yaml is checked before any stage output is touched
+SHARED = {"check-params", "source", "ov-ir", "reference"}
 
 
 def origin_repo(dest: Path) -> Path:
@@ -75,7 +76,7 @@ def test_each_target_job_runs_only_its_own_stages(simulated, default_params):
     enabled = [t for t, x in default_params.targets.items() if x.enabled]
     assert len(jobs) == len(enabled) == 5
     for job, target in zip(jobs, enabled, strict=True):
-        want = ["source", f"build@{target}", f"validate@{target}", f"package@{target}"]
+        want = ["check-params", "source", f"build@{target}", f"validate@{target}", f"package@{target}"]
         assert sorted(job.stages_run()) == sorted(want), f"{target}:\n{job.log[-3000:]}"
 
 
