@@ -16,6 +16,7 @@ from pipeline import versions
 from pipeline.errors import SourceError
 from pipeline.params import EmbeddedModel, HubModel, LocalModel, PackageModel, Params
 from pipeline.records import SourceRecord, file_table
+from pipeline.sources.checkpoint import check_checkpoint
 from pipeline.targets.base import ModelDims
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ def check_model_folder(folder: Path, expected: ModelDims | None = None) -> None:
         )
     if not ((folder / "tokenizer.json").is_file() or (folder / "tokenizer.model").is_file()):
         raise SourceError(f"model folder {folder} has no tokenizer.json/tokenizer.model")
+    check_checkpoint(folder)
     if expected is not None:
         got = ModelDims.from_config(folder / "config.json")
         if (got.hidden_size, got.intermediate_size) != (expected.hidden_size, expected.intermediate_size):

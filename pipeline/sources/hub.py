@@ -84,12 +84,24 @@ def fetch(entry, out_dir: Path, *, cache_dir: Path | None = None) -> dict[str, A
     headers = _auth_headers(token)
     for sib in files:
         dest = store / sib.rfilename
-        if not dest.exists():
-            url = f"{ep}/{entry.repo}/resolve/{info.sha}/{quote(sib.rfilename)}"
-            _with_retries(
-                lambda url=url, dest=dest, sib=sib: _get_resumable(url, dest, sib, headers), f"{what}/{sib.rfilename}"
-            )
-        _verify(dest, sib, what)
+        url = f"{ep}/{entry.repo}/resolve/{info.sha}/{quote(sib.rfilename)}"
+
+        def download(url: str = url, dest: Path = dest, sib: Any = sib) -> None:
+            _with_retries(lambda: _get_resumable(url, dest, sib, headers), f"{what}/{sib.rfilename}")
+
+        cached = dest.exists()
+        if not cached:
+            download()
+        try:
+            _verify(dest, sib, what)
+        except SourceError:
+            if not cached:
+                raise
+            # A cached copy damaged since it was verified (a disk fault, an edit through a hard link): _verify
+            # deleted it; the Hub is reachable, so fetch it once more rather than fail the run.
+            log.warning("cached %s/%s failed verification; downloading it again", what, sib.rfilename)
+            download()
+            _verify(dest, sib, what)
         _place(dest, out_dir / sib.rfilename)
     return {
         "repo": entry.repo,

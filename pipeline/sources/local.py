@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pipeline import fsutil
 from pipeline.errors import SourceError
+from pipeline.sources.checkpoint import check_checkpoint
 from pipeline.sources.files import is_pickle, wanted
 
 
@@ -23,6 +24,7 @@ def fetch(entry, out_dir: Path) -> dict:
                 fix="convert them to safetensors (transformers: save_pretrained(safe_serialization=True))",
             )
         raise SourceError(f"{src} has no *.safetensors weights")
+    check_checkpoint(src)  # before anything is linked: a malformed folder is refused, naming the file
     for name in take:
         _copy(src / name, out_dir / name)
     return {

@@ -62,7 +62,9 @@ class ModelDims:
 
     @classmethod
     def from_config(cls, config_path: Path) -> ModelDims:
-        cfg = json.loads(config_path.read_text(encoding="utf-8"))
+        """The dims of an HF ``config.json``; a file that is not one is one line naming it and what is wrong
+        (an empty ``{}`` once ended in "internal error: KeyError: 'hidden_size'")."""
+        cfg = read_model_config(config_path)
         rope = cfg.get("rope_scaling") or cfg.get("rope_parameters") or {}
         rope_type = rope.get("rope_type") or rope.get("type")
         heads = int(cfg.get("num_attention_heads", 0)) or None
@@ -81,6 +83,32 @@ class ModelDims:
             or None,
             longrope=rope_type in ("longrope", "su"),
         )
+
+
+# The keys every stage reads from a Phi-3-family config (ModelDims, the builders, the runners).
+CONFIG_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size")
+
+
+def read_model_config(config_path: Path) -> dict[str, Any]:
+    """``config.json`` as a mapping holding a positive integer at each of ``CONFIG_KEYS``, or ``SourceError``."""
+    from pipeline.errors import SourceError
+
+    fix = "point the models entry at an HF-format model folder (its config.json comes from the model's repository)"
+    try:
+        cfg = json.loads(config_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceError(f"{config_path} is missing", fix=fix) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(f"{config_path} is not valid JSON ({exc})", fix=fix) from None
+    if not isinstance(cfg, dict):
+        raise SourceError(f"{config_path} holds a JSON {type(cfg).__name__}, not the config mapping", fix=fix)
+    missing = [k for k in CONFIG_KEYS if k not in cfg]
+    if missing:
+        raise SourceError(f"{config_path} lacks {', '.join(missing)} (a model config has them)", fix=fix)
+    bad = [f"{k} = {cfg[k]!r}" for k in CONFIG_KEYS if not (isinstance(cfg[k], int) and cfg[k] > 0)]
+    if bad:
+        raise SourceError(f"{config_path}: {', '.join(bad)} — must be positive integers", fix=fix)
+    return cfg
 
 
 def group_size_problems(
