@@ -197,9 +197,16 @@ def publish(
             hf_prefix=hf_repo_prefix, push_dvc=not no_dvc,
         )  # fmt: skip
         for r in records:
-            console.print(f"published [bold]{r.target}[/] ({r.fingerprint}) → {r.where()}")
+            signed = f"signed by {r.signed_by}" if r.signed_by else "unsigned"
+            console.print(f"published [bold]{r.target}[/] ({r.fingerprint}, {signed}) → {r.where()}")
 
     run_main(body, name="aipc publish")
+
+
+def verify_options(fn):
+    """What a signature must verify against (else AIPC_VERIFY_PUBLIC_KEY / _CERT_CHAIN; neither: "unsigned" is said)."""
+    fn = click.option("--certificate-chain", "chain", multiple=True, help="The team CA's certificate(s).")(fn)
+    return click.option("--public-key", help="The team's public key (PEM): refuse what it did not sign.")(fn)
 
 
 @main.command()
@@ -215,9 +222,10 @@ def publish(
 @click.option(
     "--fingerprint", default=None, help="Refuse unless the manifest has this fingerprint (printed by publish)."
 )
+@verify_options
 def pull(
     target: str, out: str | None, source: str, repo: str, rev: str | None, hf_repo: str | None, remote: str | None,
-    fingerprint: str | None,
+    fingerprint: str | None, public_key: str | None, chain: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Fetch a published target, verify every file against its manifest, and show how to run it."""
 
@@ -225,15 +233,18 @@ def pull(
         from pathlib import Path
 
         from pipeline import pull as pl
+        from pipeline.signing import Verifier
 
         dest = Path(out or target)
-        m = pl.pull(
-            target, dest, source=source, repo=repo, rev=rev, hf_repo=hf_repo, remote=remote, fingerprint=fingerprint
-        )
+        m, signature = pl.pull(
+            target, dest, source=source, repo=repo, rev=rev, hf_repo=hf_repo, remote=remote, fingerprint=fingerprint,
+            verifier=Verifier.from_options(public_key, chain),
+        )  # fmt: skip
         console.print(
             f"pulled [bold]{target}[/] into {dest}: {len(m.files)} files verified against manifest.json "
             f"(fingerprint {m.fingerprint}); validated on {m.validation.device_label}"
         )
+        console.print(signature, markup=False, highlight=False)
         console.print(pl.how_to_run(m, dest), markup=False, highlight=False)
         console.print(f"prove it on this machine: aipc check {dest} --device <CPU|GPU|NPU|DML>", markup=False)
 
@@ -246,7 +257,11 @@ def pull(
 @click.option("--min-exact-match", type=float, default=None, help="Fail below this share of identical answers.")
 @click.option("--min-prefix-agreement", type=float, default=0.5, show_default=True,
               help="Fail below this mean share of each golden answer reproduced before the first divergence.")  # fmt: skip
-def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_agreement: float) -> None:
+@verify_options
+def check(
+    artifact: str, device: str, min_exact_match: float | None, min_prefix_agreement: float, public_key: str | None,
+    chain: tuple[str, ...],
+) -> None:  # fmt: skip
     """Re-run a package's golden prompts on a local device and compare with its golden outputs."""
 
     def body() -> None:
@@ -255,9 +270,11 @@ def check(artifact: str, device: str, min_exact_match: float | None, min_prefix_
         from pipeline import manifest
         from pipeline import pull as pl
         from pipeline.errors import PipelineError
+        from pipeline.signing import Verifier
 
         m = manifest.read(Path(artifact))
-        res = pl.check(Path(artifact), device)
+        res = pl.check(Path(artifact), device, verifier=Verifier.from_options(public_key, chain))
+        console.print(res.signature, markup=False, highlight=False)
         table = Table("prompt", "identical", "first divergence", title=f"{m.name} on {res.device_label}")
         for r in res.rows:
             table.add_row(

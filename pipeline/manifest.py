@@ -18,6 +18,7 @@ from pipeline.records import (
     DeviceFacts,
     Manifest,
     ManifestBuild,
+    ManifestSigning,
     ManifestSource,
     ManifestTools,
     ManifestValidation,
@@ -37,6 +38,7 @@ def build(
     source: SourceRecord | None,
     runtime_support: RuntimeSupport | None = None,
     origin: str | None = None,
+    signing: ManifestSigning | None = None,
 ) -> Manifest:
     files = file_table(package_dir, exclude=(Manifest.FILE,))
     facts = target.build
@@ -87,6 +89,8 @@ def build(
         ),
         files=files,
     )
+    if signing is not None:
+        manifest.signing = signing
     manifest.fingerprint = versions.fingerprint(
         {
             "files": [f.model_dump() for f in files],
@@ -110,7 +114,11 @@ def verify(folder: Path, manifest: Manifest | None = None) -> list[str]:
         manifest = read(folder)
     problems = []
     listed = {f.path: f for f in manifest.files}
-    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {Manifest.FILE}
+    # the signature is made at publish over every file, this manifest included, so the manifest cannot list it
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {
+        Manifest.FILE,
+        ManifestSigning.FILE,
+    }
     for path in sorted(present - set(listed)):
         problems.append(f"unexpected file {path} (not in the manifest)")
     for path, f in sorted(listed.items()):

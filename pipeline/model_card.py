@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.fmt import num, pct, sci
-from pipeline.records import Manifest
+from pipeline.records import Manifest, ManifestSigning
 from pipeline.templating import render
 
 RUNTIME_TAGS = {
@@ -85,6 +85,7 @@ class CardView:
     fingerprint: str
     runtime_versions: str
     origin: str | None = None
+    signing: ManifestSigning | None = None
 
 
 def card_view(m: Manifest) -> CardView:
@@ -113,6 +114,7 @@ def card_view(m: Manifest) -> CardView:
             )
     return CardView(
         origin=m.origin,
+        signing=m.signing,
         runtime_versions=runtime_versions,
         name=m.name,
         title=m.description or str(m.runtime),

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from pipeline import fsutil, layout, manifest, model_card
 from pipeline.errors import PipelineError
-from pipeline.params import Params
+from pipeline.params import Params, Signing
 from pipeline.records import (
     GoldenOutput,
     Manifest,
+    ManifestSigning,
     PackageStatus,
     RuntimeSupport,
     SourceRecord,
@@ -67,9 +68,27 @@ def package_target(params: Params, name: str, out_dir: Path, root: Path = layout
         validated_with={p: tools[p] for p in family.RUNTIME_PACKAGES if p in tools},
         oldest_proven=dict(family.OLDEST_RUNTIME),
     )
-    draft = manifest.build(name, out_dir, record, validation, source, support, target.origin)
+    signing = signing_facts(params.publish.signing)
+    draft = manifest.build(name, out_dir, record, validation, source, support, target.origin, signing)
     (out_dir / CARD).write_text(model_card.render_card(draft), encoding="utf-8")
-    final = manifest.build(name, out_dir, record, validation, source, support, target.origin)  # now including the card
+    final = manifest.build(name, out_dir, record, validation, source, support, target.origin, signing)  # with the card
     final.write(out_dir)
     log.info("%s packaged: %d files, fingerprint %s", name, len(final.files), final.fingerprint)
     return final
+
+
+def signing_facts(settings: Signing) -> ManifestSigning | None:
+    """What the manifest and card say about the signature ``aipc publish`` will add (None: unsigned)."""
+    if settings.method is None or settings.signer is None:
+        return None
+    if settings.method == "key":
+        assert settings.public_key is not None
+        files = [settings.public_key]
+        command = f"model_signing verify key --signature model.sig --public_key {Path(settings.public_key).name} ."
+    else:
+        files = settings.certificate_chain
+        chain = " ".join(f"--certificate_chain {Path(c).name}" for c in files)
+        command = f"model_signing verify certificate --signature model.sig {chain} ."
+    return ManifestSigning(
+        signer=settings.signer, method=settings.method, verify_with=", ".join(files), verify_command=command
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from pipeline import fsutil, layout, manifest
+from pipeline import fsutil, layout, manifest, signing
 from pipeline.dvc_tool import dvc_executable
 from pipeline.errors import PipelineError
 from pipeline.layout import package_dir
@@ -91,6 +91,7 @@ class Published(BaseModel):
     time: str
     dvc_remote: str | None
     hf: HfUpload | None = None
+    signed_by: str | None = None  # publish.signing.signer; None: published unsigned
 
     def where(self) -> str:
         parts = [f"DVC remote {self.dvc_remote}" if self.dvc_remote else "",
@@ -141,22 +142,83 @@ def publish(
         raise PipelineError(
             "no Hugging Face repo prefix", fix="pass --hf-repo-prefix org/name or set publish.hf_repo_prefix"
         )
+    signed = _sign_all(params, manifests, root)  # every signature made and checked before anything is pushed
     records = []
     if push_dvc:
-        dvc_push([package_dir(n, root) for n in names], remote or params.publish.dvc_remote)
+        sigs = [_track_signature(n, signed[n], root) for n in names if n in signed]
+        dvc_push([*(package_dir(n, root) for n in names), *sigs], remote or params.publish.dvc_remote)
     for n in names:
         rec = Published(
             target=n,
             fingerprint=manifests[n].fingerprint,
             time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             dvc_remote=(remote or params.publish.dvc_remote) if push_dvc else None,
+            signed_by=params.publish.signing.signer if n in signed else None,
         )
         if to_hf:
-            rec.hf = hf_upload(
-                package_dir(n, root), f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n].fingerprint}"
-            )
+            folder = signed[n].parent if n in signed else package_dir(n, root)
+            rec.hf = hf_upload(folder, f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n].fingerprint}")
         records.append(rec)
         log.info("published %s (%s)", n, rec.where())
     PUBLISHED_LOG.parent.mkdir(parents=True, exist_ok=True)
     fsutil.write_jsonl(PUBLISHED_LOG, (r.model_dump(mode="json", exclude_unset=True) for r in records), append=True)
+    for path in signed.values():
+        fsutil.remove_path(path.parent)
     return records
+
+
+def signature_path(name: str, root: Path = layout.ARTIFACTS) -> Path:
+    """Where a target's signature is kept under DVC, beside the artifacts (git-ignored) folder."""
+    return root.parent / "signatures" / f"{name}.sig"
+
+
+SIGNED = layout.STATE / "signed"  # per target: the package's files (hard links) and model.sig, as uploaded
+
+
+def _sign_all(params: Params, manifests: dict[str, Manifest], root: Path) -> dict[str, Path]:
+    """target → its ``model.sig`` beside hard links to its files; {} when params.yaml names no signer. Each
+    signature is verified against the team's public key or CA at once: a private key that is not the team's is
+    refused here, not by the teammate who pulls."""
+    settings = params.publish.signing
+    if settings.method is None:
+        if signing.signing_requested():
+            raise PublishRefused(
+                f"{signing.KEY_ENV} is set but params.yaml names no publish.signing.signer: the packages' manifests "
+                "and model cards say they are unsigned",
+                fix="set publish.signing (signer and public_key) and rerun `dvc repro`, or unset the variable",
+            )
+        return {}
+    if not signing.signing_requested():
+        raise PublishRefused(
+            f"params.yaml says {settings.signer} signs the packages, but {signing.KEY_ENV} names no private key",
+            fix=f"set {signing.KEY_ENV} to the path of the team's private key (kept out of the repository)",
+        )
+    stale = [n for n, m in manifests.items() if m.signing is None or m.signing.signer != settings.signer]
+    if stale:
+        raise PublishRefused(
+            f"{stale[0]}'s manifest does not name {settings.signer} as its signer (packaged before publish.signing)",
+            fix="run `dvc repro` to repackage, then publish",
+        )
+    verifier = signing.Verifier.from_options(settings.public_key, settings.certificate_chain)
+    assert verifier is not None
+    out = {}
+    for n in manifests:
+        sig = signing.sign_copy(package_dir(n, root), SIGNED / n)
+        signing.verify(sig.parent, verifier)
+        out[n] = sig
+    return out
+
+
+def _track_signature(name: str, sig: Path, root: Path) -> Path:
+    """``signatures/<target>.sig`` under DVC (``dvc add``): the signature goes to the remote with the package,
+    and a clone at the same commit finds it (commit ``signatures/<target>.sig.dvc`` with dvc.lock)."""
+    dest = signature_path(name, root)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        fsutil.remove_path(dest)
+    dest.write_bytes(sig.read_bytes())
+    proc = subprocess.run([dvc_executable(), "add", str(dest)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = " ".join((proc.stderr + proc.stdout).split())[-300:]
+        raise PipelineError(f"dvc add {dest} failed: {tail}")
+    return dest

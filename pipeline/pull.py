@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import cache, fsutil, manifest, model_card
+from pipeline import cache, fsutil, manifest, model_card, signing
 from pipeline.dvc_tool import dvc_executable
 from pipeline.errors import PipelineError
 from pipeline.package import GOLDEN
@@ -41,7 +41,9 @@ def pull(
     hf_repo: str | None = None,
     remote: str | None = None,
     fingerprint: str | None = None,
-) -> Manifest:
+    verifier: signing.Verifier | None = None,
+) -> tuple[Manifest, str]:
+    """The verified package in ``out``, and what its signature says (``signature_status``)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise PipelineError(f"{out} already exists and is not empty", fix="choose another --out or remove it")
@@ -51,6 +53,7 @@ def pull(
     try:
         if source == "dvc":
             _dvc_get(repo, f"artifacts/packages/{target}", tmp, rev, remote)
+            _dvc_get_signature(repo, target, tmp / signing.SIGNATURE, rev, remote)
         elif source == "hf":
             if not hf_repo:
                 raise PipelineError("--hf-repo is required to pull from Hugging Face")
@@ -73,12 +76,36 @@ def pull(
                 f"{target}: fingerprint {m.fingerprint} is not the expected {fingerprint}",
                 fix="the remote holds a different build (or a rewritten manifest): check what was published",
             )
+        status = signature_status(tmp, m, verifier)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return m
+    return m, status
+
+
+def signature_status(folder: Path, m: Manifest, verifier: signing.Verifier | None) -> str:
+    """One line on who signed ``folder``; ``SignatureRefused`` when verification is configured and fails (an
+    unsigned package included)."""
+    present = (folder / signing.SIGNATURE).is_file()
+    if verifier is not None:
+        signing.verify(folder, verifier, m.name)
+        who = m.signing.signer if m.signing else "an unnamed signer"
+        return f"signature verified: signed by {who}, checked against {verifier.describe()}"
+    if not present:
+        return "unsigned: no signature (nothing proves who published it)"
+    how = f" ({m.signing.verify_command})" if m.signing else ""
+    return f"signed, NOT verified: pass --public-key (or set {signing.VERIFY_KEY_ENV}) to verify{how}"
+
+
+def _dvc_get_signature(repo: str, target: str, dest: Path, rev: str | None, remote: str | None) -> None:
+    """``signatures/<target>.sig`` at the same revision, if the team published one (none: unsigned)."""
+    try:
+        _dvc_get(repo, f"signatures/{target}.sig", dest, rev, remote)
+    except PipelineError as exc:
+        if "does not exist" not in str(exc) and "unable to find" not in str(exc).lower():
+            raise
 
 
 def _dvc_get(repo: str, path: str, dest: Path, rev: str | None, remote: str | None = None) -> None:
@@ -128,7 +155,11 @@ def _hf_get(repo_id: str, dest: Path, rev: str | None) -> None:
         first = Path(hf_hub_download(repo_id, Manifest.FILE, revision=rev, endpoint=endpoint(), local_dir=str(dest)))
         listed = [f.path for f in Manifest.parse_file_data(first, json.loads(first.read_text(encoding="utf-8"))).files]
         snapshot_download(
-            repo_id, revision=rev, local_dir=str(dest), endpoint=endpoint(), allow_patterns=[*listed, Manifest.FILE]
+            repo_id,
+            revision=rev,
+            local_dir=str(dest),
+            endpoint=endpoint(),
+            allow_patterns=[*listed, Manifest.FILE, signing.SIGNATURE],
         )
     except Exception as exc:
         raise PipelineError(
@@ -163,9 +194,12 @@ class CheckResult:
     rows: list[dict[str, Any]]
     exact_match_rate: float
     prefix_agreement: float
+    signature: str = ""
 
 
-def check(folder: Path, device: str = "auto", max_prompts: int | None = None) -> CheckResult:
+def check(
+    folder: Path, device: str = "auto", max_prompts: int | None = None, verifier: signing.Verifier | None = None
+) -> CheckResult:
     from pipeline.runners.base import cut_at_eos
     from pipeline.runners.dispatch import open_runner
     from pipeline.targets import family_module
@@ -177,6 +211,7 @@ def check(folder: Path, device: str = "auto", max_prompts: int | None = None) ->
     if problems:
         raise PullRefused(f"{folder} does not match its manifest: {problems[0]}", fix="pull it again")
     m = manifest.read(folder)
+    signature = signature_status(folder, m, verifier)  # before any of its files is loaded
     if m.runtime == "npu-lib":
         raise PipelineError(
             f"{m.name} holds intel-npu-acceleration-library's run record, not a model to run",
@@ -205,4 +240,4 @@ def check(folder: Path, device: str = "auto", max_prompts: int | None = None) ->
         runner.close()
     em = sum(r["match"] for r in rows) / len(rows) if rows else float("nan")
     pa = sum(r["prefix"] for r in rows) / len(rows) if rows else float("nan")
-    return CheckResult(device_label=label, rows=rows, exact_match_rate=em, prefix_agreement=pa)
+    return CheckResult(device_label=label, rows=rows, exact_match_rate=em, prefix_agreement=pa, signature=signature)

@@ -39,7 +39,7 @@ def test_workflows_use_the_readme_commands():
         "make test",
         "make lint",
         "aipc use-model phi-3-mini-4k",
-        "aipc publish --hf --no-dvc --hf-repo-prefix org/name",
+        "aipc publish --hf --hf-repo-prefix org/name",
     } <= set(cmds)
     for cmd in cmds:
         assert cmd in readme, f"workflow command not in the README: {cmd}"

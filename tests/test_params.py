@@ -33,7 +33,10 @@ def test_shipped_params_are_valid():
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda r: r.update(model="phi-4"), "model = 'phi-4': no such entry under `models` (did you mean 'phi-4-mini'? allowed: embedded"),
+        (
+            lambda r: r.update(model="phi-4"),
+            "model = 'phi-4': no such entry under `models` (did you mean 'phi-4-mini'? allowed: embedded",
+        ),
         (
             lambda r: r["targets"]["ov-int4"]["build"].update(ratio=1.7),
             "targets.ov-int4.build.ratio = 1.7: Input should be less than or equal to 1",

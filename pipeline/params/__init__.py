@@ -34,6 +34,7 @@ __all__ = [
     "LocalModel",
     "PackageModel",
     "Params",
+    "Signing",
     "Validation",
     "load_params",
     "validate_params",
@@ -77,12 +78,45 @@ TARGET_MODELS: dict[str, type[TargetCommon]] = {family: _target_model(family) fo
 Target = Annotated[Union[tuple(TARGET_MODELS.values())], Field(discriminator="family")]  # noqa: UP007
 
 
+class Signing(Strict):
+    """Who signs published packages, and what verifies them (``pipeline.signing``). The private key is never
+    here: ``aipc publish`` reads its path from ``AIPC_SIGNING_KEY``."""
+
+    signer: str | None = Field(
+        None, description="Who signs (a team or person), named in every manifest and model card; set it to sign."
+    )
+    public_key: str | None = Field(None, description="The team's public key (PEM), e.g. keys/team.pub: what verifies.")
+    certificate_chain: list[str] = Field(
+        default_factory=list,
+        description="Instead of a public key: the CA certificates a signing certificate chains to.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> Signing:
+        if self.public_key and self.certificate_chain:
+            raise ValueError("publish.signing: give public_key or certificate_chain, not both")
+        if self.signer and not (self.public_key or self.certificate_chain):
+            raise ValueError(
+                "publish.signing.signer is set but nothing verifies the signature: add public_key (or certificate_chain)"
+            )
+        if (self.public_key or self.certificate_chain) and not self.signer:
+            raise ValueError("publish.signing: name the signer (signer: ...), which manifests and model cards state")
+        return self
+
+    @property
+    def method(self) -> str | None:
+        if not self.signer:
+            return None
+        return "certificate" if self.certificate_chain else "key"
+
+
 class Publish(Strict):
     """Where validated artifacts go (``aipc publish``)."""
 
     dvc_remote: str = Field("local", description="Name of the DVC remote to push to.")
     hf_repo_prefix: str | None = Field(None, description="e.g. my-org/phi3-aipc → my-org/phi3-aipc-<target>.")
     hf_private: bool = True
+    signing: Signing = Field(default_factory=Signing)
 
 
 class Params(Strict):

@@ -64,6 +64,18 @@ class ManifestValidation(Model):
     long_context: list[LongContextResult] | None = None
 
 
+class ManifestSigning(Model):
+    """Who signs this package at publish and how to verify it (the signature, ``model.sig``, is made at publish
+    over every file including this manifest, so it cannot be inside it)."""
+
+    FILE: ClassVar[str] = "model.sig"  # the signature's file, beside the package's files once published
+
+    signer: str
+    method: Literal["key", "certificate"]
+    verify_with: str  # the public key or CA chain file(s) the team publishes, as params.yaml names them
+    verify_command: str  # the model-signing library's own CLI
+
+
 class Manifest(Record):
     """``manifest.json`` of a package: every file's sha256, provenance, tools, and how it was proven.
 
@@ -86,6 +98,7 @@ class Manifest(Record):
     validation: ManifestValidation
     files: list[FileEntry]
     fingerprint: str | None = None
+    signing: ManifestSigning | None = None  # None: published unsigned
 
     model_config = ConfigDict(extra="forbid", validate_by_name=True, serialize_by_alias=True)
 

@@ -180,8 +180,14 @@ class Workflow:
             assert not dest.exists(), f"artifact {args['name']} uploaded twice"
             for rel in str(args["path"]).split():
                 src = folder / rel
+                if not src.exists():  # upload-artifact's default (if-no-files-found: warn)
+                    run.log += f"\n[upload-artifact: no files at {rel}]"
+                    continue
                 (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(src, dest / rel)
+                if src.is_dir():
+                    shutil.copytree(src, dest / rel)
+                else:
+                    shutil.copy2(src, dest / rel)
             run.log += f"\n[upload-artifact {args['name']}: {args['path']}]"
         elif action == "actions/download-artifact":
             into = folder / args.get("path", ".")
