@@ -222,10 +222,11 @@ def verify_options(fn):
 @click.option(
     "--fingerprint", default=None, help="Refuse unless the manifest has this fingerprint (printed by publish)."
 )
+@click.option("--replace", is_flag=True, help="--out holds an earlier version: swap it for this one once verified.")
 @verify_options
 def pull(
     target: str, out: str | None, source: str, repo: str, rev: str | None, hf_repo: str | None, remote: str | None,
-    fingerprint: str | None, public_key: str | None, chain: tuple[str, ...],
+    fingerprint: str | None, replace: bool, public_key: str | None, chain: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Fetch a published target, verify every file against its manifest, and show how to run it."""
 
@@ -238,7 +239,7 @@ def pull(
         dest = Path(out or target)
         m, signature = pl.pull(
             target, dest, source=source, repo=repo, rev=rev, hf_repo=hf_repo, remote=remote, fingerprint=fingerprint,
-            verifier=Verifier.from_options(public_key, chain),
+            verifier=Verifier.from_options(public_key, chain), replace=replace,
         )  # fmt: skip
         console.print(
             f"pulled [bold]{target}[/] into {dest}: {len(m.files)} files verified against manifest.json "

@@ -8,6 +8,7 @@ A check is ``ok``, ``info`` (a fact, e.g. "no NPU: the NPU IR is validated on CP
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import sys
@@ -195,6 +196,30 @@ def check_resources(params: Params, root: Path = Path(".")) -> list[Check]:
     ]
 
 
+RWLOCK = Path(".dvc/tmp/rwlock")
+
+
+def check_dvc_state(root: Path = Path(".")) -> list[Check]:
+    """DVC's own lock table, which DVC rewrites in place: a disk that filled while it wrote left it truncated,
+    and every DVC command then fails with "Unable to read RWLock-file" until it is removed (seen in the fault
+    suite, tests/faults/test_full_disk.py)."""
+    path = root / RWLOCK
+    if not path.is_file():
+        return []
+    try:
+        json.loads(path.read_text(encoding="utf-8") or "{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return [
+            Check(
+                "dvc lock",
+                "fail",
+                f"{RWLOCK} is truncated (the disk filled while DVC wrote it): with no DVC command running, "
+                f"remove it (`rm {RWLOCK}`) and rerun",
+            )
+        ]
+    return [Check("dvc lock", "ok", f"{RWLOCK} readable")]
+
+
 def check_families(params: Params) -> list[Check]:
     """What each enabled target's family says about its own environment (e.g. npu-lib's isolated venv)."""
     checks: list[Check] = []
@@ -211,4 +236,6 @@ def run(params: Params | None) -> list[Check]:
     if params is None:
         skipped = Check("pipeline", "info", "no params.yaml here: RAM/disk and target checks skipped (deployment use)")
         return [*check_toolkits(), *check_devices(), skipped]
-    return [*check_toolkits(), *check_devices(), *check_resources(params), *check_families(params)]
+    return [
+        *check_toolkits(), *check_devices(), *check_resources(params), *check_dvc_state(), *check_families(params)
+    ]  # fmt: skip

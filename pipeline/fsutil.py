@@ -137,12 +137,13 @@ def remove_path(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def clean_stale_tmp(parent: Path) -> None:
-    """Remove temporary folders left by killed runs (their pids are gone)."""
+def clean_stale_tmp(parent: Path, kinds: tuple[str, ...] = ("",)) -> None:
+    """Remove temporary folders left by killed runs (their pids are gone); ``kinds``: only ``.tmp-<kind>…``
+    (in a folder of the user's, such as a pull's destination, nothing but our own names is touched)."""
     if not parent.is_dir():
         return
     for p in parent.iterdir():
-        if p.name.startswith(TMP_PREFIX) and p.is_dir():
+        if p.name.startswith(tuple(TMP_PREFIX + k for k in kinds)) and p.is_dir():
             pid = p.name.rsplit("-", 1)[-1]
             if pid.isdigit() and not _pid_alive(int(pid)):
                 log.info("removing %s left by a killed run", p)

@@ -54,6 +54,10 @@ def package_dir(name: str, root: Path = ARTIFACTS) -> Path:
     return packages_dir(root) / name
 
 
+# Where stages write their output folders (atomically, through a temporary sibling).
+OUTPUT_PARENTS = (ARTIFACTS, ARTIFACTS / "targets", ARTIFACTS / "validation", ARTIFACTS / "packages")
+
+
 # Project state that belongs to this checkout (never a DVC output): publish log, last error, local remote.
 STATE = Path(".aipc")
 

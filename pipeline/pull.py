@@ -42,12 +42,17 @@ def pull(
     remote: str | None = None,
     fingerprint: str | None = None,
     verifier: signing.Verifier | None = None,
+    replace: bool = False,
 ) -> tuple[Manifest, str]:
-    """The verified package in ``out``, and what its signature says (``signature_status``)."""
+    """The verified package in ``out``, and what its signature says (``signature_status``). ``replace``: ``out``
+    may hold a previous version, which stays as it is until the new one is verified, then is swapped out whole."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise PipelineError(f"{out} already exists and is not empty", fix="choose another --out or remove it")
+    previous = Manifest.exists(out)
+    if out.exists() and any(out.iterdir()) and not (replace and previous):
+        why = "holds a package (pass --replace to update it)" if previous else "is not a package and is not empty"
+        raise PipelineError(f"{out} already exists and {why}", fix="choose another --out, or --replace a package")
     out.parent.mkdir(parents=True, exist_ok=True)
+    fsutil.clean_stale_tmp(out.parent, ("pull-", "old-"))  # what a killed pull left
     tmp = out.parent / f"{fsutil.TMP_PREFIX}pull-{target}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -77,12 +82,25 @@ def pull(
                 fix="the remote holds a different build (or a rewritten manifest): check what was published",
             )
         status = signature_status(tmp, m, verifier)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
+        _swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return m, status
+
+
+def _swap_in(new: Path, out: Path) -> None:
+    """``new`` at ``out``: an old version is renamed aside first and removed only once ``new`` is in place."""
+    old = out.parent / f"{fsutil.TMP_PREFIX}old-{out.name}-{os.getpid()}"
+    if out.exists():
+        os.replace(out, old)
+    try:
+        os.replace(new, out)
+    except OSError:
+        if old.exists():
+            os.replace(old, out)
+        raise
+    if old.exists():
+        fsutil.remove_path(old)
 
 
 def signature_status(folder: Path, m: Manifest, verifier: signing.Verifier | None) -> str:
@@ -100,12 +118,13 @@ def signature_status(folder: Path, m: Manifest, verifier: signing.Verifier | Non
 
 
 def _dvc_get_signature(repo: str, target: str, dest: Path, rev: str | None, remote: str | None) -> None:
-    """``signatures/<target>.sig`` at the same revision, if the team published one (none: unsigned)."""
-    try:
-        _dvc_get(repo, f"signatures/{target}.sig", dest, rev, remote)
-    except PipelineError as exc:
-        if "does not exist" not in str(exc) and "unable to find" not in str(exc).lower():
-            raise
+    """``signatures/<target>.sig`` at the same revision, if the team published one (none: unsigned). Listed first:
+    `dvc get` of a path that is not there fails with an "unexpected error", not a "not found" one can tell apart."""
+    cmd = [dvc_executable(), "ls", repo, "signatures", *(["--rev", rev] if rev else [])]
+    listed = subprocess.run(cmd, capture_output=True, text=True)
+    if listed.returncode != 0 or f"{target}.sig" not in listed.stdout.split():
+        return
+    _dvc_get(repo, f"signatures/{target}.sig", dest, rev, remote)
 
 
 def _dvc_get(repo: str, path: str, dest: Path, rev: str | None, remote: str | None = None) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pipeline import fsutil, resource_plan, runlog
+from pipeline import fsutil, layout, resource_plan, runlog
 from pipeline.console import run_main
 from pipeline.params import Params, load_params
 
@@ -34,7 +34,8 @@ def run_output_stage(
     def body() -> None:
         params = load_params(params_path, check_search=False)  # a stage never reads a search: block
         out = out_dir(params)
-        fsutil.clean_stale_tmp(out.parent)
+        for folder in {out.parent, *layout.OUTPUT_PARENTS}:  # whatever a killed run of any stage left
+            fsutil.clean_stale_tmp(folder)
         resource_plan.require(params, name, out.parent)
         with runlog.logged_run(name), fsutil.atomic_dir(out) as tmp:
             result = produce(params, tmp)
