@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import layout, runlog
+from pipeline import layout
 from pipeline.fmt import num, pct, sci
 from pipeline.params import Params
 from pipeline.records import (
@@ -25,7 +25,6 @@ from pipeline.records import (
     GoldenOutput,
     ReferenceOutput,
     ReferenceRecord,
-    RunLog,
     TargetRecord,
     ValidationResult,
 )
@@ -51,9 +50,9 @@ class TargetReport:
     result: ValidationResult | None
     build: TargetRecord | None
     golden: list[GoldenOutput]
-    # the build's cost as this checkout last measured it (a log, not a DVC dependency: a rebuild with the
-    # same bytes re-runs nothing, the report included, so this may be older than the report)
-    build_run: RunLog | None = None
+    # No run log here: the report is a DVC output, and what a run measured (seconds, RSS, host) made its bytes
+    # depend on which stage ran last on which machine (found by the fault suite: a full-disk case re-ran a
+    # build, and the report re-rendered from the same inputs differed). `aipc runs` shows the costs.
 
     @property
     def status(self) -> str:
@@ -96,15 +95,13 @@ def collect(params: Params, root: Path = layout.ARTIFACTS) -> ReportData:
     ref_dir = layout.reference_dir(root)
     reference = ReferenceRecord.read(ref_dir) if ReferenceRecord.exists(ref_dir) else None
     ref_outputs = ReferenceOutput.read_all(ref_dir) if reference is not None else []
-    runs = {r.stage: r for r in runlog.read_all(layout.runs_dir(root))}
     targets = []
     for name, target in params.targets.items():
         vdir, tdir = layout.validation_dir(name, root), layout.target_dir(name, root)
         result = ValidationResult.read(vdir) if ValidationResult.exists(vdir) else None
         golden = GoldenOutput.read_all(vdir) if (vdir / GoldenOutput.FILE).is_file() else []
         build = TargetRecord.read(tdir) if TargetRecord.exists(tdir) else None
-        run = runs.get(f"build@{name}")
-        targets.append(TargetReport(name, target.family, target.description, result, build, golden, run))
+        targets.append(TargetReport(name, target.family, target.description, result, build, golden))
     return ReportData(params.model, reference, ref_outputs, targets)
 
 

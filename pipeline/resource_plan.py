@@ -129,6 +129,7 @@ def plan(
     src_disk, src_basis = _source_disk(params, w)
     ir_bytes = w  # the shared IR keeps the source's bf16 weights: measured 7.64 GB for 7.64 GB
     out = [
+        _need("check-params", 0.0, w, 0, "reads params.yaml and dvc.yaml, writes a marker record", LIGHT),
         _need("source", 0.0, w, src_disk, src_basis, LIGHT),
         _need(
             "ov-ir",
