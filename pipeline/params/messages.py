@@ -20,11 +20,7 @@ def lines(exc: ValidationError, source: str, root: type[BaseModel]) -> list[str]
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             allowed = _fields_at(root, loc[:-1])
-            hint = ""
-            if allowed:
-                close = difflib.get_close_matches(loc[-1], allowed, n=1)
-                hint = f" (did you mean '{close[0]}'?" if close else " ("
-                hint += f"{' ' if close else ''}allowed: {', '.join(sorted(allowed))})"
+            hint = did_you_mean(loc[-1], sorted(allowed)) if allowed else ""
             out.append(f"{source}: {key}: unknown key{hint}")
         elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             field = "family" if loc[:1] == ("targets",) else "kind"
