@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,3 +28,15 @@ def dvc_env(**extra: str) -> dict[str, str]:
     by DVC through the shell, and ``aipc`` may be called by path without the environment activated."""
     bin_dir = str(Path(sys.executable).parent)
     return dict(os.environ, PATH=os.pathsep.join([bin_dir, os.environ.get("PATH", "")]), **extra)
+
+
+def run_dvc(args: list[str], what: str, fix: str) -> str:
+    """``dvc <args>``'s output; one ``PipelineError`` line naming ``what`` failed otherwise (a full disk said as
+    such: DVC's own line for it is "[Errno 28] No space left on device", deep in its log)."""
+    proc = subprocess.run([dvc_executable(), *args], capture_output=True, text=True)
+    if proc.returncode == 0:
+        return proc.stdout
+    text = " ".join((proc.stderr or proc.stdout).split())
+    if "No space left on device" in text:
+        raise PipelineError(f"disk full during {what}", fix="free space and rerun")
+    raise PipelineError(f"{what} failed: {text[-300:] or '?'}", fix=fix)

@@ -9,15 +9,16 @@ artifact files differ from the bytes the validation stage hashed. The Hugging Fa
 from __future__ import annotations
 
 import logging
-import subprocess
+import shutil
 import time
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from pipeline import fsutil, layout, manifest, signing
-from pipeline.dvc_tool import dvc_executable
+from pipeline import fsutil, hub_upload, layout, manifest, signing
+from pipeline.dvc_tool import run_dvc
 from pipeline.errors import PipelineError
+from pipeline.hub_upload import HfUpload
 from pipeline.layout import package_dir
 from pipeline.package import SKIP
 from pipeline.params import Params
@@ -63,24 +64,12 @@ def check_publishable(name: str, root: Path = layout.ARTIFACTS) -> Manifest:
 
 
 def dvc_push(paths: list[Path], remote: str | None) -> None:
-    cmd = [
-        dvc_executable(),
-        "push",
-        *([] if remote is None else ["-r", remote]),
-        *map(str, paths),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-        raise PipelineError(
-            f"dvc push failed: {tail[0]}", fix="check the remote (`dvc remote list`) and its credentials"
-        )
-
-
-class HfUpload(BaseModel):
-    repo: str
-    commit: str
-    url: str | None = None
+    """Content-addressed: a re-run (after a kill) sends only what the remote lacks, nothing twice."""
+    run_dvc(
+        ["push", *([] if remote is None else ["-r", remote]), *map(str, paths)],
+        "dvc push",
+        "check the remote (`dvc remote list`) and its credentials, then rerun",
+    )
 
 
 class Published(BaseModel):
@@ -95,31 +84,9 @@ class Published(BaseModel):
 
     def where(self) -> str:
         parts = [f"DVC remote {self.dvc_remote}" if self.dvc_remote else "",
-                 f"{self.hf.repo}@{self.hf.commit[:12]}" if self.hf else ""]  # fmt: skip
+                 f"{self.hf.repo}@{self.hf.commit[:12]}{'' if self.hf.new_commit else ' (already there)'}"
+                 if self.hf else ""]  # fmt: skip
         return ", ".join(p for p in parts if p)
-
-
-def hf_upload(pkg: Path, repo_id: str, private: bool, message: str) -> HfUpload:
-    from huggingface_hub import HfApi, get_token
-
-    from pipeline.sources.hub import endpoint
-
-    token = get_token()
-    if token is None:
-        raise PipelineError(
-            "no Hugging Face token for the upload", fix="set HF_TOKEN (a write token) or run `hf auth login`"
-        )
-    api = HfApi(endpoint=endpoint(), token=token)
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(folder_path=str(pkg), repo_id=repo_id, repo_type="model", commit_message=message)
-    except Exception as exc:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        raise PipelineError(
-            f"upload of {pkg.name} to {repo_id} failed: {type(exc).__name__}{f' (HTTP {status})' if status else ''}",
-            fix="check HF_TOKEN has write access to the organisation and that HF_ENDPOINT is right",
-        ) from None
-    return HfUpload(repo=repo_id, commit=info.oid, url=getattr(info, "commit_url", None))
 
 
 def publish(
@@ -142,7 +109,8 @@ def publish(
         raise PipelineError(
             "no Hugging Face repo prefix", fix="pass --hf-repo-prefix org/name or set publish.hf_repo_prefix"
         )
-    signed = _sign_all(params, manifests, root)  # every signature made and checked before anything is pushed
+    hf_repos = {n: f"{prefix}-{n}" for n in names} if to_hf else {}
+    signed = _sign_all(params, manifests, root, hf_repos)  # every signature made and checked before any push
     records = []
     if push_dvc:
         sigs = [_track_signature(n, signed[n], root) for n in names if n in signed]
@@ -157,13 +125,15 @@ def publish(
         )
         if to_hf:
             folder = signed[n].parent if n in signed else package_dir(n, root)
-            rec.hf = hf_upload(folder, f"{prefix}-{n}", params.publish.hf_private, f"{n} {manifests[n].fingerprint}")
+            rec.hf = hub_upload.upload(
+                folder, hf_repos[n], private=params.publish.hf_private, message=f"{n} {manifests[n].fingerprint}"
+            )
         records.append(rec)
         log.info("published %s (%s)", n, rec.where())
     PUBLISHED_LOG.parent.mkdir(parents=True, exist_ok=True)
     fsutil.write_jsonl(PUBLISHED_LOG, (r.model_dump(mode="json", exclude_unset=True) for r in records), append=True)
     for path in signed.values():
-        fsutil.remove_path(path.parent)
+        shutil.rmtree(path.parent)  # hard links to DVC's read-only cache files: unlinked, never chmod-ed
     return records
 
 
@@ -175,7 +145,7 @@ def signature_path(name: str, root: Path = layout.ARTIFACTS) -> Path:
 SIGNED = layout.STATE / "signed"  # per target: the package's files (hard links) and model.sig, as uploaded
 
 
-def _sign_all(params: Params, manifests: dict[str, Manifest], root: Path) -> dict[str, Path]:
+def _sign_all(params: Params, manifests: dict[str, Manifest], root: Path, hf_repos: dict[str, str]) -> dict[str, Path]:
     """target → its ``model.sig`` beside hard links to its files; {} when params.yaml names no signer. Each
     signature is verified against the team's public key or CA at once: a private key that is not the team's is
     refused here, not by the teammate who pulls."""
@@ -201,12 +171,47 @@ def _sign_all(params: Params, manifests: dict[str, Manifest], root: Path) -> dic
         )
     verifier = signing.Verifier.from_options(settings.public_key, settings.certificate_chain)
     assert verifier is not None
+    signing.check_key(verifier, SIGNED)
     out = {}
     for n in manifests:
-        sig = signing.sign_copy(package_dir(n, root), SIGNED / n)
-        signing.verify(sig.parent, verifier)
+        dest = SIGNED / n
+        signing.link_copy(package_dir(n, root), dest)
+        sig = dest / signing.SIGNATURE
+        if not _reuse_signature(n, sig, verifier, root, hf_repos.get(n)):
+            signing.sign(dest, sig)
+        signing.verify(dest, verifier)
         out[n] = sig
     return out
+
+
+def _reuse_signature(name: str, sig: Path, verifier: signing.Verifier, root: Path, hf_repo: str | None) -> bool:
+    """Put an earlier publish's signature of these very bytes at ``sig``, if there is one that verifies: the one
+    at the head of the Hub repo when the head holds the package (then nothing is uploaded), else the tracked
+    ``signatures/<target>.sig``. A signature is new bytes every time (ECDSA), so a re-run that signed again
+    (after a kill, or of a package already out) would publish the same package twice."""
+    candidates = []
+    if hf_repo is not None:
+        current = hub_upload.head(hf_repo)
+        if current is not None and hub_upload.differences(sig.parent, current[1]) == [
+            f"{signing.SIGNATURE}: not in the package"
+        ]:
+            candidates.append(hub_upload.download(hf_repo, current[0], signing.SIGNATURE, SIGNED / f"hub-{name}"))
+    candidates.append(signature_path(name, root))
+    try:
+        for c in candidates:
+            if not c.is_file():
+                continue
+            shutil.copyfile(c, sig)
+            try:
+                signing.verify(sig.parent, verifier)
+            except signing.SignatureRefused:
+                sig.unlink()
+                continue
+            log.info("%s: reusing the signature of these bytes from %s", name, c)
+            return True
+        return False
+    finally:
+        shutil.rmtree(SIGNED / f"hub-{name}", ignore_errors=True)
 
 
 def _track_signature(name: str, sig: Path, root: Path) -> Path:
@@ -217,8 +222,5 @@ def _track_signature(name: str, sig: Path, root: Path) -> Path:
     if dest.exists():
         fsutil.remove_path(dest)
     dest.write_bytes(sig.read_bytes())
-    proc = subprocess.run([dvc_executable(), "add", str(dest)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = " ".join((proc.stderr + proc.stdout).split())[-300:]
-        raise PipelineError(f"dvc add {dest} failed: {tail}")
+    run_dvc(["add", str(dest)], f"dvc add {dest}", "run `aipc doctor`, fix what it names, and rerun the publish")
     return dest

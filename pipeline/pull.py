@@ -9,6 +9,7 @@ how a team proves an artifact on its own NPU or DirectML machine.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import cache, fsutil, manifest, model_card, signing
-from pipeline.dvc_tool import dvc_executable
+from pipeline.dvc_tool import dvc_executable, run_dvc
 from pipeline.errors import PipelineError
 from pipeline.package import GOLDEN
 from pipeline.records import GoldenOutput, Manifest
@@ -138,12 +139,7 @@ def _dvc_get(repo: str, path: str, dest: Path, rev: str | None, remote: str | No
     if local_url:
         # `dvc get` clones the repo to a temporary folder, where a relative local remote would not resolve.
         cmd += ["--remote-config", f"url={local_url}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = " ".join((proc.stderr or proc.stdout).split())[-300:]
-        raise PipelineError(
-            f"dvc get {path} failed: {tail}", fix="check the repo/--rev and that the target was published"
-        )
+    run_dvc(cmd[1:], f"dvc get {path}", "check the repo/--rev and that the target was published")
 
 
 def _local_remote_url(repo: str, remote: str | None) -> str | None:
@@ -181,6 +177,8 @@ def _hf_get(repo_id: str, dest: Path, rev: str | None) -> None:
             allow_patterns=[*listed, Manifest.FILE, signing.SIGNATURE],
         )
     except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise  # said as a full disk by the command's runner
         raise PipelineError(
             f"download of {repo_id} failed: {type(exc).__name__}", fix="check --hf-repo, --rev, HF_TOKEN"
         ) from None

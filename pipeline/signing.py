@@ -13,6 +13,7 @@ logged); the public half and the signer's name are in params.yaml, so the model 
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -95,6 +96,8 @@ def sign(folder: Path, signature: Path) -> None:
         config.sign(folder, signature)
     except (ValueError, TypeError, OSError) as exc:  # the library's words for a wrong key, password or format
         signature.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise  # a full disk, said as such by the command's runner
         raise PipelineError(
             f"signing {folder.name} failed: {type(exc).__name__}: {_short(exc)}",
             fix=f"check {KEY_ENV} (a PEM elliptic-curve key{' and its certificate' if cert else ''}) and its password",
@@ -127,17 +130,31 @@ def verify(folder: Path, verifier: Verifier, name: str | None = None) -> None:
         ) from None
 
 
-def sign_copy(pkg: Path, dest: Path) -> Path:
-    """``dest``: ``pkg``'s files (hard links, no copy of the weights) and ``model.sig`` over them. A package
-    folder is a DVC output and is never written into; what is uploaded is this signed copy."""
+def check_key(verifier: Verifier, scratch: Path) -> None:
+    """``SignatureRefused`` unless the private key the environment names is the team's: what it signs verifies
+    against ``verifier``. A publish that reuses an earlier signature of the same bytes signs nothing itself, and a
+    wrong key must still be refused there, not noticed at the next package."""
+    folder = scratch / "key-check"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        (folder / "probe.txt").write_bytes(b"aipc: the signing key is the team's\n")
+        sign(folder, folder / SIGNATURE)
+        verify(folder, verifier, name=f"the key {KEY_ENV} names")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def link_copy(pkg: Path, dest: Path) -> None:
+    """``dest``: ``pkg``'s files as hard links (no copy of the weights), to sign and upload. A package folder is
+    a DVC output and is never written into. (Removed with ``shutil.rmtree``: unlinking needs no write permission
+    on the files, which are DVC's read-only cache files.)"""
     if dest.exists():
         shutil.rmtree(dest)
     for src in sorted(p for p in pkg.rglob("*") if p.is_file()):
         target = dest / src.relative_to(pkg)
         target.parent.mkdir(parents=True, exist_ok=True)
         fsutil.link_or_copy(src, target)
-    sign(dest, dest / SIGNATURE)
-    return dest / SIGNATURE
 
 
 def _short(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ import yaml
 
 from pipeline.numerics import use_portable_cpu_math
 from tests.support.hub_server import FakeHub
+from tests.support.signed_project import signed as signed
 
 # What the tests compute in-process (the session's embedded model, reference, builds) is computed as the stages
 # compute it: the same CPU math profile, set before anything imports PyTorch.

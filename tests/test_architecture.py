@@ -38,7 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("pipeline.resource_plan", "pipeline.stage", "pipeline.sources", "pipeline.build"),
     ("pipeline.runners", "pipeline.npu_lib.runner", "pipeline.validate"),
     ("pipeline.signing", "pipeline.manifest", "pipeline.model_card", "pipeline.package", "pipeline.report", "pipeline.report_plots",
-     "pipeline.publish", "pipeline.pull", "pipeline.doctor", "pipeline.search"),
+     "pipeline.hub_upload", "pipeline.publish", "pipeline.pull", "pipeline.doctor", "pipeline.search"),
     # the CI tooling reads DVC's lock files and the params check reads dvc.yaml, whose top-level key names the stages
     ("pipeline.bench", "pipeline.npu_lib.cli", "pipeline.search.command", "pipeline.cli", "pipeline.lock_merge",
      "pipeline.dvc_params",

@@ -9,6 +9,7 @@ Linux jobs run as written. What each job ran is read from DVC's own output.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -118,3 +119,41 @@ def test_the_published_lock_matches_the_remote_in_a_teammates_clone(simulated, t
     assert "verified against manifest.json" in " ".join(pulled.stdout.split())
     published = simulated["repos"]["team/phi3-ov-int4"]
     assert (out / "openvino_model.bin").read_bytes() == published["openvino_model.bin"]
+
+
+def test_the_publish_step_signs_with_the_secret_key_and_leaves_no_key_behind(signed, tmp_path):
+    """The publish job's step as written, given the secret AIPC_SIGNING_KEY_PEM, in a copy of a project whose
+    params name the signer (the job's earlier steps leave it so: packages restored, report rendered)."""
+    proj = tmp_path / "publish"
+    shutil.copytree(signed["proj"], proj, symlinks=True)
+    keytmp = tmp_path / "runner-tmp"  # the runner's TMPDIR: where mktemp puts the key
+    keytmp.mkdir()
+    (proj / ".venv").symlink_to(VENV_BIN.parent, target_is_directory=True)
+    pem = signed["private"].read_text()
+    with FakeHub(write_tokens={"hf_write"}) as hub:
+        env = clean_env() | {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp_path / "hf"),
+                             "TMPDIR": str(keytmp)}  # fmt: skip
+        wf = Workflow(
+            WORKFLOW, proj, tmp_path, tmp_path,
+            vars={"HF_REPO_PREFIX": "team/phi3"},
+            secrets={"HF_TOKEN": "hf_write", "AIPC_SIGNING_KEY_PEM": pem},
+            inputs={"model": "embedded"},
+            base_env=env,
+        )  # fmt: skip
+        log = wf.run_step("publish", "Publish only what passed validation", proj)
+        repos = {rid: dict(repo.commits[repo.refs["main"]]) for rid, repo in hub.repos.items()}
+    assert "signed by Test team" in " ".join(log.split()), log[-3000:]
+    assert pem.strip().splitlines()[1] not in log and not list(keytmp.iterdir())  # never printed; removed on exit
+    assert len(repos) == 5 and all("model.sig" in files for files in repos.values())
+    folder = tmp_path / "from-hub"
+    for name, data in repos["team/phi3-ov-int4"].items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    (folder / ".gitattributes").unlink()
+    lib = subprocess.run(
+        [str(VENV_BIN / "model_signing"), "verify", "key", "--signature", str(folder / "model.sig"),
+         "--public_key", str(signed["public"]), str(folder)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert lib.returncode == 0, lib.stdout + lib.stderr
+    assert (proj / "signatures/ov-int4.sig.dvc").is_file()  # what the job uploads with the lock

@@ -21,7 +21,7 @@ import pytest
 from tests.faults.conftest import error_lines, same_artifacts, snapshot
 from tests.faults.test_kill import STAGES
 from tests.test_dvc_source import dvc
-from tests.test_publish import aipc
+from tests.test_publish import aipc, git, same_tree
 
 SIZE = "1g"
 
@@ -116,3 +116,45 @@ def test_a_full_disk_in_a_stage_loses_nothing(stage, leave, small_disk):
     assert same_artifacts(before, snapshot(proj), stage)
     assert "up to date" in dvc(["status"], proj).stdout
     print(f"[fault] {stage} {leave} B free: recovered in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+
+def test_a_full_disk_in_publish_and_pull(small_disk):
+    """A new DVC remote (a local folder, as in params) and the pull's destination are on the full disk."""
+    proj = small_disk
+    remote = proj.parent / "remote"
+    assert dvc(["remote", "add", "-f", "full", str(remote)], proj).returncode == 0
+    git(["add", "-A"], proj)
+    git(["commit", "-qm", "pipeline run", "--allow-empty"], proj)  # pull clones the repository at its head
+    before = snapshot(proj)
+    publish = ["publish", "--target", "ov-int4", "--remote", "full"]
+    filler = fill(proj, 0)
+    try:
+        proc = aipc(publish, proj)
+    finally:
+        filler.unlink()
+    lines = error_lines(proc.stderr)
+    assert proc.returncode != 0 and len(lines) == 1 and "disk full during dvc push" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and snapshot(proj) == before
+    print(f"\n[fault] publish, 0 B free: {lines[0]!r}; {len(list(remote.rglob('*')))} remote entries", file=sys.stderr)
+    t0 = time.monotonic()
+    again = aipc(publish, proj)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "in sync" in dvc(["status", "--cloud", "-r", "full", "artifacts/packages/ov-int4"], proj).stdout
+    print(f"[fault] publish, 0 B free: recovered in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+    out = proj.parent / "pulled"
+    pull = ["pull", "ov-int4", "--repo", str(proj), "--remote", "full", "--out", str(out)]
+    filler = fill(proj, 0)
+    try:
+        proc = aipc(pull, proj.parent)
+    finally:
+        filler.unlink()
+    lines = error_lines(proc.stderr)
+    assert proc.returncode != 0 and len(lines) == 1 and "disk full during" in lines[0], proc.stderr
+    assert not out.exists() and not [p for p in proj.parent.iterdir() if p.name.startswith(".tmp-")]
+    print(f"[fault] pull, 0 B free: {lines[0]!r}; nothing at --out", file=sys.stderr)
+    t0 = time.monotonic()
+    again = aipc(pull, proj.parent)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert same_tree(out, proj / "artifacts/packages/ov-int4")
+    print(f"[fault] pull, 0 B free: recovered in {time.monotonic() - t0:.1f} s", file=sys.stderr)

@@ -168,6 +168,26 @@ class Workflow:
         run.outputs = {k: str(v) for k, v in self.substitute(job.get("outputs", {}), ctx).items()}
         return run
 
+    def run_step(self, job_name: str, step_name: str, folder: Path) -> str:
+        """One named ``run:`` step of a job, as written, in ``folder`` (prepared by the caller as the job's
+        earlier steps would have left it), with the workflow's, the job's and the step's ``env:``; its log."""
+        job = self.job(job_name)
+        ctx = self.context()
+        env = dict(self.base_env)
+        env.update({k: str(v) for k, v in self.substitute(self.doc.get("env", {}), ctx).items()})
+        env.update({k: str(v) for k, v in self.substitute(job.get("env", {}), ctx).items()})
+        (step,) = [s for s in job["steps"] if s.get("name") == step_name]
+        env.update({k: str(v) for k, v in self.substitute(step.get("env", {}), ctx).items()})
+        script = self.substitute(step["run"], ctx)
+        proc = subprocess.run(
+            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+            cwd=folder, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise StepFailed(f"{job_name}: step {step_name!r} failed (rc {proc.returncode}):\n"
+                             f"{(proc.stdout + proc.stderr)[-4000:]}")  # fmt: skip
+        return proc.stdout + proc.stderr
+
     def _uses(self, step: dict[str, Any], ctx: dict[str, Any], folder: Path, run: JobRun) -> None:
         action = step["uses"].split("@")[0]
         args = self.substitute(step.get("with", {}), ctx)

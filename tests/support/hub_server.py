@@ -38,7 +38,9 @@ class Fault:
     """Inject a fault into matching requests.
 
     kind: "drop" (send headers + ``after`` bytes, then close), "status" (answer ``code``),
-    "corrupt" (flip a byte of the body). ``times``: how many matching requests (None = always).
+    "corrupt" (flip a byte of the body), "hang" (wait for ``FakeHub.release`` before handling: a client killed
+    mid-request), "hang-after" (a commit: applied, then no answer until released: killed after it landed).
+    ``times``: how many matching requests (None = always).
     """
 
     kind: str
@@ -76,6 +78,8 @@ class FakeHub:
         self._server: ThreadingHTTPServer | None = None
         self._connections: list[socket.socket] = []
         self._thread: threading.Thread | None = None
+        self.release = threading.Event()  # ends every "hang" fault
+        self.hanging = threading.Event()  # set while a request is held by one
 
     # -------------------------------------------------------------- repo management
     def add_commit(self, repo_id: str, files: dict[str, bytes], *, branch: str = "main", **repo_kw) -> str:
@@ -142,6 +146,11 @@ class FakeHub:
                     f.hits += 1
                     return f
         return None
+
+    def hold(self) -> None:
+        """Hold the calling request (a "hang" fault) until ``release`` is set or a minute has passed."""
+        self.hanging.set()
+        self.release.wait(60)
 
     def resolve(self, repo: Repo, rev: str) -> str | None:
         rev = unquote(rev)
@@ -231,6 +240,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "status":
             self._error(fault.code, "Internal", f"injected {fault.code}")
             return
+        if fault and fault.kind == "hang":
+            self.server_hub.hold()
+            self.close_connection = True
+            return
         if path == "/api/validate-yaml":
             self._validate_yaml(json.loads(body or b"{}"))
             return
@@ -247,7 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         m = re.fullmatch(r"/api/models/([^/]+/[^/]+)/commit/([^/]+)", path)
         if m:
-            self._commit(m.group(1), unquote(m.group(2)), body)
+            self._commit(m.group(1), unquote(m.group(2)), body, hang=bool(fault and fault.kind == "hang-after"))
             return
         self._error(404, "EntryNotFound", f"no route for POST {path}")
 
@@ -255,6 +268,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._log()
         path = urlparse(self.path).path
         body = self._body()
+        fault = self.server_hub.take_fault("PUT", path)
+        if fault and fault.kind == "hang":
+            self.server_hub.hold()
+            self.close_connection = True
+            return
         m = re.fullmatch(r"/lfs-upload/([0-9a-f]{64})", path)
         if not m:
             self._error(404, "EntryNotFound", f"no route for PUT {path}")
@@ -289,8 +307,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._can_write():
             return
         repo_id = f"{payload.get('organization')}/{payload['name']}" if payload.get("organization") else payload["name"]
-        if repo_id in self.server_hub.repos:
-            self._error(409, "Conflict", "You already created this model repo")
+        if repo_id in self.server_hub.repos:  # the Hub names the existing repo's url (create_repo(exist_ok) reads it)
+            message = "You already created this model repo"
+            body = json.dumps({"error": message, "url": f"{self.server_hub.url}/{repo_id}"}).encode()
+            self._send(409, body, {"Content-Type": "application/json", "X-Error-Code": "Conflict",
+                                   "X-Error-Message": message})  # fmt: skip
             return
         self.server_hub.add_commit(repo_id, {".gitattributes": b"*.safetensors filter=lfs\n"})
         self._send(
@@ -341,7 +362,7 @@ class _Handler(BaseHTTPRequestHandler):
             {"Content-Type": "application/vnd.git-lfs+json"},
         )
 
-    def _commit(self, repo_id: str, branch: str, body: bytes) -> None:
+    def _commit(self, repo_id: str, branch: str, body: bytes, *, hang: bool = False) -> None:
         import base64
 
         if not self._can_write():
@@ -355,6 +376,9 @@ class _Handler(BaseHTTPRequestHandler):
                 continue
             item = json.loads(line)
             key, value = item["key"], item["value"]
+            if key == "header" and value.get("parentCommit") not in (None, repo.refs.get(branch)):
+                self._error(412, "PreconditionFailed", "A commit has happened since. Please refresh and try again.")
+                return
             if key == "file":
                 files[value["path"]] = base64.b64decode(value["content"])
             elif key == "lfsFile":
@@ -366,6 +390,10 @@ class _Handler(BaseHTTPRequestHandler):
             elif key == "deletedFile":
                 files.pop(value["path"], None)
         sha = self.server_hub.add_commit(repo_id, files, branch=branch)
+        if hang:
+            self.server_hub.hold()
+            self.close_connection = True
+            return
         url = f"{self.server_hub.url}/{repo_id}/commit/{sha}"
         self._send(
             200,
