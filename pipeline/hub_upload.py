@@ -12,6 +12,7 @@ reported. The token comes only from ``HF_TOKEN`` or the stored login and is neve
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,11 @@ def local_files(folder: Path) -> dict[str, Path]:
     return {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def differences(folder: Path, siblings: list[Any]) -> list[str]:
+def differences(folder: Path, siblings: list[Any], known: Mapping[str, str] | None = None) -> list[str]:
     """What keeps the repo's head (its ``siblings`` with blob ids and LFS sha256) from being ``folder`` byte for
-    byte: [] when it is."""
+    byte: [] when it is. ``known``: sha256 of files already verified in this run (the manifest's, checked by
+    ``check_publishable``), so the weights are not hashed again."""
+    known = known or {}
     local = local_files(folder)
     remote = {s.rfilename: s for s in siblings if s.rfilename not in KEEP}
     out = [f"{p}: not on the Hub" for p in local if p not in remote]
@@ -68,7 +71,7 @@ def differences(folder: Path, siblings: list[Any]) -> list[str]:
     for p in sorted(set(local) & set(remote)):
         s = remote[p]
         if s.lfs is not None:
-            same = s.lfs.sha256 == fsutil.sha256_file(local[p])
+            same = s.lfs.sha256 == (known.get(p) or fsutil.sha256_file(local[p]))
         else:
             same = s.blob_id == fsutil.git_blob_sha1(local[p])
         if not same:
@@ -101,8 +104,11 @@ def download(repo_id: str, commit: str, filename: str, dest: Path) -> Path:
         raise _failed(f"download of {filename} from {repo_id}", exc) from None
 
 
-def upload(folder: Path, repo_id: str, *, private: bool, message: str) -> HfUpload:
-    """``folder`` as the head of ``repo_id``, in one commit; none when the head already is ``folder``."""
+def upload(
+    folder: Path, repo_id: str, *, private: bool, message: str, known: Mapping[str, str] | None = None
+) -> HfUpload:
+    """``folder`` as the head of ``repo_id``, in one commit; none when the head already is ``folder``
+    (``known``: as for ``differences``)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
     api = _api()
@@ -113,7 +119,7 @@ def upload(folder: Path, repo_id: str, *, private: bool, message: str) -> HfUplo
     current = head(repo_id)
     assert current is not None  # just created
     commit, siblings = current
-    diff = differences(folder, siblings)
+    diff = differences(folder, siblings, known)
     if not diff:
         log.info("%s already holds %s at %s: nothing uploaded", repo_id, folder.name, commit[:12])
         return HfUpload(repo=repo_id, commit=commit, new_commit=False)

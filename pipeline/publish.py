@@ -126,7 +126,11 @@ def publish(
         if to_hf:
             folder = signed[n].parent if n in signed else package_dir(n, root)
             rec.hf = hub_upload.upload(
-                folder, hf_repos[n], private=params.publish.hf_private, message=f"{n} {manifests[n].fingerprint}"
+                folder,
+                hf_repos[n],
+                private=params.publish.hf_private,
+                message=f"{n} {manifests[n].fingerprint}",
+                known=_digests(manifests[n]),
             )
         records.append(rec)
         log.info("published %s (%s)", n, rec.where())
@@ -177,14 +181,21 @@ def _sign_all(params: Params, manifests: dict[str, Manifest], root: Path, hf_rep
         dest = SIGNED / n
         signing.link_copy(package_dir(n, root), dest)
         sig = dest / signing.SIGNATURE
-        if not _reuse_signature(n, sig, verifier, root, hf_repos.get(n)):
+        if not _reuse_signature(n, sig, verifier, root, hf_repos.get(n), _digests(manifests[n])):
             signing.sign(dest, sig)
         signing.verify(dest, verifier)
         out[n] = sig
     return out
 
 
-def _reuse_signature(name: str, sig: Path, verifier: signing.Verifier, root: Path, hf_repo: str | None) -> bool:
+def _digests(m: Manifest) -> dict[str, str]:
+    """The package's sha256 per file, as ``check_publishable`` verified them in this run."""
+    return {f.path: f.sha256 for f in m.files}
+
+
+def _reuse_signature(
+    name: str, sig: Path, verifier: signing.Verifier, root: Path, hf_repo: str | None, known: dict[str, str]
+) -> bool:
     """Put an earlier publish's signature of these very bytes at ``sig``, if there is one that verifies: the one
     at the head of the Hub repo when the head holds the package (then nothing is uploaded), else the tracked
     ``signatures/<target>.sig``. A signature is new bytes every time (ECDSA), so a re-run that signed again
@@ -192,7 +203,7 @@ def _reuse_signature(name: str, sig: Path, verifier: signing.Verifier, root: Pat
     candidates = []
     if hf_repo is not None:
         current = hub_upload.head(hf_repo)
-        if current is not None and hub_upload.differences(sig.parent, current[1]) == [
+        if current is not None and hub_upload.differences(sig.parent, current[1], known) == [
             f"{signing.SIGNATURE}: not in the package"
         ]:
             candidates.append(hub_upload.download(hf_repo, current[0], signing.SIGNATURE, SIGNED / f"hub-{name}"))

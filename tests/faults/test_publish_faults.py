@@ -44,6 +44,13 @@ def kill_when(proc: subprocess.Popen, ready, what: str) -> None:
     proc.wait()
 
 
+def killed_while_the_hub_holds_it(hub: FakeHub, fault: Fault, args: list[str], proj: Path, env: dict) -> None:
+    """Run ``args`` until the Hub holds one of its requests (``fault``), SIGKILL it there, then let the Hub go on."""
+    hub.faults.append(fault)
+    kill_when(start(args, proj, env), hub.hanging.is_set, f"the Hub held its {fault.method} {fault.path_glob}")
+    hub.release.set()
+
+
 def package_files(proj: Path, target: str) -> dict[str, bytes]:
     pkg = proj / "artifacts/packages" / target
     return {p.relative_to(pkg).as_posix(): p.read_bytes() for p in pkg.rglob("*") if p.is_file()}
@@ -60,10 +67,7 @@ def test_killed_mid_upload_then_run_again_publishes_once(signed, tmp_path):
     args = ["publish", "--target", target, "--hf", "--hf-repo-prefix", PREFIX]
     with FakeHub(write_tokens={"hf_write"}) as hub:
         env = hub_env(hub, tmp_path, signed)
-        hub.faults.append(Fault("hang", path_glob="/lfs-upload/*", method="PUT"))
-        proc = start(args, proj, env)
-        kill_when(proc, hub.hanging.is_set, "its LFS upload")
-        hub.release.set()
+        killed_while_the_hub_holds_it(hub, Fault("hang", path_glob="/lfs-upload/*", method="PUT"), args, proj, env)
         assert len(hub.repos[repo_id].commits) == 1  # the repo's creation only: nothing of the package is there
         signature = (proj / f"signatures/{target}.sig").read_bytes()  # signed and pushed to DVC before the upload
         pushed = remote_files(proj)
@@ -94,10 +98,8 @@ def test_killed_after_its_commit_landed_is_not_published_again(signed, tmp_path)
     args = ["publish", "--target", target, "--no-dvc", "--hf", "--hf-repo-prefix", PREFIX]
     with FakeHub(write_tokens={"hf_write"}) as hub:
         env = hub_env(hub, tmp_path, signed)
-        hub.faults.append(Fault("hang-after", path_glob="/api/models/*/commit/*", method="POST"))
-        proc = start(args, proj, env)
-        kill_when(proc, hub.hanging.is_set, "its commit")
-        hub.release.set()
+        commit = Fault("hang-after", path_glob="/api/models/*/commit/*", method="POST")
+        killed_while_the_hub_holds_it(hub, commit, args, proj, env)
         assert len(hub.repos[repo_id].commits) == 2  # the package's commit landed; the publish never heard back
         landed = head_files(hub, repo_id)
         assert {k: v for k, v in landed.items() if k != "model.sig"} == package_files(proj, target)
