@@ -59,6 +59,11 @@ def test_signed_over_dvc_verified_elsewhere_with_only_the_public_key(signed, tmp
     assert f"signed by {SIGNER}" in " ".join(proc.stdout.split())
     assert str(signed["private"]) not in proc.stdout + proc.stderr
     assert (proj / "signatures/ov-fp16.sig.dvc").is_file()
+    # a re-run reuses that signature of the same bytes, and a private key that is not the team's is still refused
+    wrong = signed["root"] / "secrets/other.key"
+    proc = aipc(["publish", "--target", "ov-fp16"], proj, {"AIPC_SIGNING_KEY": str(wrong)})
+    err = " ".join(proc.stderr.split())
+    assert proc.returncode != 0 and "its signature does not verify against public key team.pub" in err, err
     git(["add", "-A"], proj)
     git(["commit", "-qm", "publish ov-fp16 signed"], proj)
 
