@@ -12,11 +12,21 @@ them); the price is re-reading the 16-bit weights on every forward pass.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.runners.base import DeviceChoice, Generation
+from pipeline.targets.base import ModelDims
+
+
+@dataclass
+class Scored:
+    """One greedy answer (up to and with its stop token) and the log-probs of every step that made it."""
+
+    tokens: list[int]
+    logprobs: np.ndarray  # [step, vocab]: the log-softmax (float64) of the logits that chose each token
 
 
 class TransformersRunner:
@@ -28,6 +38,7 @@ class TransformersRunner:
             torch.set_num_threads(threads)
         t0 = time.perf_counter()
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.dims = ModelDims.from_config(Path(model_dir) / "config.json")
         stored = checkpoint_dtype(Path(model_dir))
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=stored, trust_remote_code=False).eval()
         if stored != torch.float32:
@@ -77,6 +88,66 @@ class TransformersRunner:
         n = max(1, len(tokens))
         gen = Generation(tokens=tokens, seconds=seconds, tpot_ms=1000 * seconds / n)
         return gen, [t[0] for t in tops], [t[1] for t in tops]
+
+    def generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[Scored]:
+        """Greedy answers to every prompt in one batch (left padding + attention mask), with the full log-probs
+        at every generated step. A decode step is bound by reading the weights (7.6 GB of bf16 for Phi-3-mini,
+        widened matrix by matrix), so one step for all prompts costs about what one step for one prompt does.
+        Each answer runs to its first stop token (kept, as ``generate_scored`` keeps it) or ``max_new_tokens``;
+        the padded rows' positions come from the attention mask, so every prompt sees the positions it would
+        alone (``tests/validate/test_reference.py`` holds the batch against one prompt at a time)."""
+        # The batch is as wide as its longest prompt: padded, a short prompt's row may reach past the model's
+        # original context, where LongRoPE picks its factors from the batch's width and, without LongRoPE,
+        # the rows' answers moved too (seen: a 4088-token prompt beside 6 short ones, 4096 positions). A prompt
+        # whose answer could pass it runs alone, as the ones after it would without the batch.
+        edge = self.context_edge
+        alone = [i for i, p in enumerate(prompts) if edge and len(p) + max_new_tokens > edge]
+        together = [i for i in range(len(prompts)) if i not in alone]
+        answers: dict[int, Scored] = {}
+        for group in [together] + [[i] for i in alone]:
+            if group:
+                answers.update(zip(group, self._batch([prompts[i] for i in group], max_new_tokens), strict=True))
+        return [answers[i] for i in range(len(prompts))]
+
+    def _batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[Scored]:
+        import torch
+
+        from pipeline.validate.parity import log_softmax
+
+        width = max(len(p) for p in prompts)
+        pad = self.pad_id()
+        inp = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        with torch.no_grad():
+            out = self.model.generate(
+                inp,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                eos_token_id=sorted(self.eos) or None,
+                pad_token_id=pad,
+                output_logits=True,
+                return_dict_in_generate=True,
+            )
+        steps = torch.stack(list(out.logits), dim=1).float().numpy()  # [prompt, step, vocab]
+        answers = []
+        for row, seq in enumerate(out.sequences[:, width:].tolist()):
+            end = next((i + 1 for i, t in enumerate(seq) if t in self.eos), len(seq))
+            answers.append(Scored(tokens=seq[:end], logprobs=log_softmax(steps[row, :end])))
+        return answers
+
+    @property
+    def context_edge(self) -> int | None:
+        """Positions past which cached decoding is not a full pass's computation: LongRoPE's switch (the cache
+        holds short-factor keys), else the model's context."""
+        return self.dims.original_max_position_embeddings or self.dims.max_position_embeddings
+
+    def pad_id(self) -> int:
+        """A token id for the padding (masked, so any id the embedding has; Phi-3 names its own)."""
+        for v in (self.model.generation_config.pad_token_id, self.tokenizer.pad_token_id, *sorted(self.eos)):
+            if isinstance(v, int):
+                return v
+        return 0
 
     def logits(self, ids: list[int]) -> np.ndarray:
         import torch

@@ -113,13 +113,16 @@ def long_context_results(
     ref_dir: Path,
     ref: ReferenceRecord,
     dims: ModelDims,
-) -> list[LongContextResult]:
-    """Every model-derived length and the family's own edges, each measured or said why not.
+    prefix: list[int] | None = None,
+) -> tuple[list[LongContextResult], tuple[float, int] | None]:
+    """Every model-derived length and the family's own edges, each measured or said why not; and the summed
+    next-token NLL of ``prefix`` (with its count) when a measured pass began with it, else None.
 
     Within one regime a causal model's logits at a position do not depend on later tokens (in the target as
     in the reference), so the target runs once per regime, at the longest length it takes, and each shorter
     length of that regime is read from the prefix of that pass: half the cost when both sides of a plain-RoPE
-    context edge are checked."""
+    context edge are checked. The held-out text the perplexity is measured on is how the long runs begin, so
+    its NLL is read from the pass of its regime too (``prefix``) instead of a pass of its own."""
     wanted = {n.length: n.why for n in ref.long_context_lengths}
     for length, why in family.long_context_edges(settings):
         wanted.setdefault(length, why)
@@ -143,6 +146,8 @@ def long_context_results(
             by_run.setdefault(run.file, []).append(n)
     for n in (n for lengths in by_run.values() for n in lengths):  # only what is measured has a caveat
         results[n].caveat = family.long_context_caveat(settings, dims, n, runner.choice.device)
+    prefix_nll = None
+    prefix_run = long_context.covering_run(ref.long_context, dims, len(prefix)) if prefix and len(prefix) > 1 else None
     for file, lengths in by_run.items():
         run = next(x for x in ref.long_context if x.file == file)
         longest = max(lengths)
@@ -162,6 +167,8 @@ def long_context_results(
                 results[n].status, results[n].reason = "error", runtime_error_line(exc)
             continue
         seconds = round(time.perf_counter() - t0, 2)
+        if prefix and run is prefix_run and np.array_equal(ids[: len(prefix)], prefix):
+            prefix_nll = float(scores.nll[: len(prefix) - 1].sum()), len(prefix) - 1
         for n in lengths:
             cmp = scores.compare(run, ref_dir, n)
             res = results[n]
@@ -173,4 +180,4 @@ def long_context_results(
                 cmp.kl_positions,
             )
         del scores
-    return list(results.values())
+    return list(results.values()), prefix_nll

@@ -125,19 +125,26 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
             runtime_check(name, f"greedy generation (prompts up to {longest} tokens + {v.max_new_tokens} new)"),
         ):
             free = checks.free_running(name, runner, rows, eos, v)
-        # 3. teacher forcing, held-out perplexity and long context (full-sequence logits)
-        tf, ppl, logits_note, long = None, None, None, None
+        # 3. teacher forcing, long context and held-out perplexity (full-sequence logits); the long runs begin
+        # with the held-out text, so its NLL comes from the pass of its regime when one was measured
+        tf, ppl, logits_note, long, scored = None, None, None, None, None
         try:
             with clock.phase("teacher_forcing"), runtime_check(name, "teacher forcing on the reference's answers"):
                 tf = checks.teacher_forced(runner, rows, ref_dir, ref_record)
-            with clock.phase("perplexity"), runtime_check(name, f"held-out perplexity ({len(heldout.ids)} tokens)"):
-                tnll, count = m.nll(runner.logits(heldout.ids), heldout.ids)
-                ppl = m.perplexity(tnll, count)
         except NotImplementedError as exc:
             logits_note = str(exc)
         if v.long_context.enabled:
             with clock.phase("long_context"):
-                long = checks.long_context_results(runner, family, settings, target_dir, ref_dir, ref_record, dims)
+                long, scored = checks.long_context_results(
+                    runner, family, settings, target_dir, ref_dir, ref_record, dims, prefix=heldout.ids
+                )
+        if logits_note is None:
+            try:
+                with clock.phase("perplexity"), runtime_check(name, f"held-out perplexity ({len(heldout.ids)} tokens)"):
+                    tnll, count = scored or m.nll(runner.logits(heldout.ids), heldout.ids)
+                    ppl = m.perplexity(tnll, count)
+            except NotImplementedError as exc:
+                logits_note = str(exc)
         choice = runner.choice
         load_seconds = runner.load_seconds
         properties = {k: str(x) for k, x in runner.properties.items()}

@@ -150,6 +150,18 @@ def compare(run: LongRun, ref_dir: Path, length: int, target_logits: np.ndarray)
     return scores.compare(run, ref_dir, length)
 
 
+def prefix_nll(runs_: list[LongRun], dims: ModelDims, ref_dir: Path, ids: list[int]) -> tuple[float, int] | None:
+    """The summed next-token NLL of ``ids`` and its count, read from the reference run they begin (same regime,
+    long enough), or None when no run begins with them."""
+    run = covering_run(runs_, dims, len(ids))
+    if run is None or len(ids) < 2:
+        return None
+    data = np.load(ref_dir / run.file)
+    if not np.array_equal(data["ids"][: len(ids)], ids):
+        return None
+    return float(data["nll"][: len(ids) - 1].sum()), len(ids) - 1
+
+
 def covering_run(runs_: list[LongRun], dims: ModelDims, length: int) -> LongRun | None:
     """The reference run whose prefix stands for ``length`` tokens (same regime, long enough), if any."""
     r = regime(dims, length)

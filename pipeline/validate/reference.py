@@ -25,7 +25,7 @@ from pipeline.records import ChatMessage, Heldout, LongLength, LongRun, Referenc
 from pipeline.targets.base import ModelDims
 from pipeline.textfiles import read_text_source
 from pipeline.validate import long_context, metrics
-from pipeline.validate.parity import log_softmax
+from pipeline.validate.parity import log_softmax, top_k
 
 TEACHER_FORCED = "teacher_forced.npz"
 LONG_DIR = "long_context"
@@ -56,10 +56,15 @@ def heldout_ids(tok, spec: str, n: int) -> list[int]:
     return ids[:n]
 
 
-def teacher_forced_positions(row: ReferenceOutput) -> tuple[list[int], int]:
-    """The sequence scored in teacher forcing (prompt + reference answer) and where the scored part starts:
-    the logits at ``start - 1 …`` predict each answer token."""
-    return row.input_ids + row.output_ids, len(row.input_ids)
+def teacher_forced_logprobs(runner, ids: list[int], answer, out: list[int]) -> np.ndarray:
+    """The reference's log-probs predicting each answer token with the answer's prefix given: the decode steps'
+    own (the logits that chose token j are the ones predicting it), unless prompt + answer pass the model's
+    context edge, where cached decoding is not one pass's computation — then one full pass, as a target's."""
+    seq = ids + out
+    edge = runner.context_edge
+    if edge is None or len(seq) <= edge:
+        return answer.logprobs[: len(out)]
+    return log_softmax(runner.logits(seq)[len(ids) - 1 : len(seq) - 1])
 
 
 def reference_stage(params: Params, out_dir: Path, root: Path = layout.ARTIFACTS) -> ReferenceRecord:
@@ -80,41 +85,46 @@ def build_reference(params: Params, source_dir: Path, out_dir: Path) -> Referenc
     tf_logprobs: dict[str, np.ndarray] = {}
     t0 = time.perf_counter()
     prompts = params.prompts()
-    with progress.steps("reference generations", len(prompts)) as step:
-        for i, prompt in enumerate(prompts):
-            messages = messages_for(params, prompt)
-            ids = runner.chat_ids([m.model_dump() for m in messages])
-            gen, top_ids, top_lps = runner.generate_scored(ids, v.max_new_tokens, v.top_k)
-            out = cut_at_eos(gen.tokens, runner.eos)
-            row = ReferenceOutput(
+    messages = [messages_for(params, prompt) for prompt in prompts]
+    prompt_ids = [runner.chat_ids([m.model_dump() for m in msgs]) for msgs in messages]
+    # One batch: the greedy answers, their top-k per step and the teacher-forced distributions all come from
+    # the same decode steps (the logits that chose answer token j are the teacher-forced logits predicting it).
+    with progress.steps("reference generations (one batch)", 1) as step:
+        answers = runner.generate_batch(prompt_ids, v.max_new_tokens)
+        step(f"{len(prompts)} prompts")
+    for i, (prompt, msgs, ids, ans) in enumerate(zip(prompts, messages, prompt_ids, answers, strict=True)):
+        out = cut_at_eos(ans.tokens, runner.eos)
+        tops = [top_k(lp, v.top_k) for lp in ans.logprobs]
+        rows.append(
+            ReferenceOutput(
                 prompt=prompt,
-                messages=messages,
+                messages=msgs,
                 input_ids=ids,
                 output_ids=out,
-                stopped=len(out) < len(gen.tokens),
+                stopped=len(out) < len(ans.tokens),
                 text=tok.decode(out, skip_special_tokens=True),
-                top_ids=top_ids,
-                top_logprobs=top_lps,
+                top_ids=[t[0] for t in tops],
+                top_logprobs=[t[1] for t in tops],
             )
-            rows.append(row)
-            seq, start = teacher_forced_positions(row)
-            tf_logprobs[f"p{i}"] = log_softmax(runner.logits(seq)[start - 1 : len(seq) - 1]).astype(np.float32)
-            step(prompt[:30])
+        )
+        tf_logprobs[f"p{i}"] = teacher_forced_logprobs(runner, ids, ans, out).astype(np.float32)
     np.savez(out_dir / TEACHER_FORCED, **tf_logprobs)
     gen_seconds = time.perf_counter() - t0
     runlog.note("generation", gen_seconds)
     runlog.note("load", runner.load_seconds)
 
-    # Held-out perplexity within the model's original context (beyond it is the long-context check's job).
-    n_heldout = min(v.heldout_max_tokens, dims.original_max_position_embeddings or v.heldout_max_tokens)
-    ids = heldout_ids(tok, v.heldout, n_heldout)
-    total, count = metrics.nll(runner.logits(ids), ids)
-    heldout = Heldout(source=v.heldout, ids=ids, nll=total, count=count, perplexity=metrics.perplexity(total, count))
-
     lengths, long_runs = [], []
     if v.long_context.enabled:
         lengths = long_context.model_lengths(dims, v.long_context)
         long_runs = reference_long_runs(runner, dims, v, [n.length for n in lengths], out_dir)
+    # Held-out perplexity within the model's original context (beyond it is the long-context check's job): the
+    # long-context runs start with the same held-out text, so the run of its regime already scored it.
+    n_heldout = min(v.heldout_max_tokens, dims.original_max_position_embeddings or v.heldout_max_tokens)
+    ids = heldout_ids(tok, v.heldout, n_heldout)
+    scored = long_context.prefix_nll(long_runs, dims, out_dir, ids)
+    total, count = scored if scored is not None else metrics.nll(runner.logits(ids), ids)
+    heldout = Heldout(source=v.heldout, ids=ids, nll=total, count=count, perplexity=metrics.perplexity(total, count))
+
     runner.close()
 
     ReferenceOutput.write_all(out_dir, rows)

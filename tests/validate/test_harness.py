@@ -124,3 +124,32 @@ def test_a_runtime_failure_is_one_line_naming_the_target_the_check_and_the_lengt
     assert "\n" not in text
     assert text.startswith("ort-cpu-int4: greedy generation (prompts up to 15 tokens + 32 new) failed in the runtime")
     assert text.endswith("KV cache capacity (47) must be at least local_window_size (2047).")
+
+
+@pytest.mark.parametrize("name", ["ov-int4", "ort-cpu-int4"])
+def test_perplexity_read_from_the_long_run_is_what_its_own_pass_gives(name, build, artifacts_root, default_params):
+    """Validation reads the held-out NLL from the long-context pass that begins with the held-out text: on each
+    runtime it is what a pass over the held-out ids alone gives, within float noise."""
+    from pipeline.records.reference import load_reference
+    from pipeline.runners.dispatch import open_runner
+    from pipeline.targets.base import ModelDims
+    from pipeline.validate import checks
+    from pipeline.validate import metrics as m
+    from pipeline.validate.harness import runtime_options
+
+    build(name)
+    target, family = default_params.target(name), default_params.family(name)
+    ref_dir, target_dir = layout.reference_dir(artifacts_root), layout.target_dir(name, artifacts_root)
+    _, heldout, ref = load_reference(ref_dir)
+    dims = ModelDims.from_config(layout.source_dir(artifacts_root) / "config.json")
+    runner = open_runner(name, family, target.build, target_dir, device=target.device,
+                         options=runtime_options(default_params, name))  # fmt: skip
+    try:
+        _, scored = checks.long_context_results(
+            runner, family, target.build, target_dir, ref_dir, ref, dims, prefix=heldout.ids
+        )
+        alone = m.nll(runner.logits(heldout.ids), heldout.ids)
+    finally:
+        runner.close()
+    assert scored is not None and scored[1] == alone[1] == heldout.count
+    assert abs(scored[0] - alone[0]) < 1e-4 * alone[0]
