@@ -1,8 +1,8 @@
 """The machine-wide build cache: one root for everything the project keeps between checkouts.
 
 ``AIPC_CACHE`` (default ``~/.cache/aipc``) holds what is expensive to make and the same for every checkout
-on the machine: the embedded models, verified Hub downloads, the isolated npu-lib environment and NPU
-compile caches. Project state that belongs to one checkout (the publish log, the last error, the local DVC
+on the machine: the embedded models, verified Hub downloads, the isolated npu-lib environment, NPU
+compile caches and NNCF calibration statistics. Project state that belongs to one checkout (the publish log, the last error, the local DVC
 remote) lives in ``layout.STATE`` instead.
 """
 
@@ -29,6 +29,11 @@ def downloads() -> Path:
 def npu_compile_cache(target: str) -> Path:
     """OpenVINO's NPU compile cache for one target: never inside the (DVC-tracked) artifact."""
     return cache_root() / "npu_cache" / target
+
+
+def calibration_statistics() -> Path:
+    """NNCF calibration statistics of an IR, one folder per content key (``openvino_ir.calibration_stats``)."""
+    return cache_root() / "nncf-stats"
 
 
 def bench_tokenizer() -> Path:

@@ -3,7 +3,8 @@
 - ``to_fp16``: the bf16 weights → fp16 constant by constant (round-to-nearest-even like torch); every f32
   constant stays f32. A bf16 IR would otherwise stay bf16, which iGPUs do not run natively.
 - ``to_fp32``: every bf16/f16 constant widened (a test-only full-precision variant).
-- int8/int4/nf4: ``compress`` with the family's settings (and calibration data for data-aware int4).
+- int8/int4/nf4: ``compress`` with the family's settings (and, for data-aware int4, the calibration statistics
+  shared by every build on this IR — ``calibration_stats`` — or the calibration data itself for GPTQ / LoRA).
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ def derive(ir_dir: Path, source_dir: Path, work_dir: Path, settings: Any) -> Bui
     elif fmt == "fp32":
         to_fp32(ir_dir, out_xml)
     else:
-        from pipeline.openvino_ir import compress
+        from pipeline.openvino_ir import calibration_stats, compress
 
         bits = 8 if fmt == "int8" else 4
-        dataset = None
-        if settings.data_aware and bits == 4:
+        dataset, stats = None, None
+        if settings.data_aware and bits == 4 and calibration_stats.cacheable(settings):
+            stats = calibration_stats.statistics(ir_dir, source_dir, settings)
+            dataset = calibration_stats.placeholder_dataset()
+        elif settings.data_aware and bits == 4:
             dataset = compress.calibration_dataset(ir_dir, source_dir, settings.calibration, prefill_only=settings.gptq)
-        done = compress.compress(ir_dir, out_xml, settings, bits, dataset)
+        done = compress.compress(ir_dir, out_xml, settings, bits, dataset, stats)
         facts.nncf_compress_weights = done["nncf_compress_weights"]
         facts.data_aware = done["data_aware"]
     facts.weights = weight_precisions(out_xml)

@@ -1,0 +1,110 @@
+"""NNCF's calibration statistics for the shared IR, collected once and shared by every data-aware int4 build.
+
+AWQ, scale estimation and the data-aware mixed-precision metrics read only statistics of the FP IR's
+activations on the calibration text (per MatMul input: a mean per sample, variances, a Hessian diagonal). Two
+targets calibrated on the same IR with the same text need the same statistics, yet each build collected them
+again: the calibration run of the FP IR (f32) to record its inputs, then NNCF's own pass to reduce them — at
+Phi-3-mini size a few minutes per build, and the build's RAM peak (the FP IR compiled beside the IR NNCF reads).
+
+NNCF can write every statistic any of its weight-compression algorithms needs to a folder and read it back
+(``AdvancedCompressionParameters.statistics_path``; optimum-cli's ``--quantization-statistics-path``). The
+folder is kept in the machine's build cache under a key of everything the statistics are a function of: the
+IR's bytes, the tokenizer, the calibration text and its settings, and the toolkits' versions. The compressed
+weights are the same bytes either way (``tests/targets/test_calibration_stats.py``: ov-int4 and ov-npu-int4,
+fresh against cached). GPTQ and LoRA correction also run the model on the data: they keep the fresh path.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pipeline import cache, fsutil, versions
+from pipeline.openvino_ir import MODEL_BIN, MODEL_XML
+from pipeline.targets.compression import Compression
+
+log = logging.getLogger(__name__)
+
+# What the key covers of the tokenizer folder (the calibration text is tokenized with it).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+TOOLS = ("nncf", "openvino", "optimum-intel", "transformers", "tokenizers")
+
+
+def cacheable(settings: Compression) -> bool:
+    """True when NNCF needs only statistics of the data (not the data itself) for these settings."""
+    return settings.data_aware and not settings.gptq and not settings.lora_correction
+
+
+def key(ir_dir: Path, tokenizer_dir: Path, settings: Compression, texts: list[str]) -> str:
+    h = hashlib.sha256()
+    part = {
+        "ir": [fsutil.sha256_file(ir_dir / MODEL_XML), fsutil.sha256_file(ir_dir / MODEL_BIN)],
+        "tokenizer": {
+            f: fsutil.sha256_file(tokenizer_dir / f) for f in TOKENIZER_FILES if (tokenizer_dir / f).is_file()
+        },
+        "texts": hashlib.sha256("\0".join(texts).encode()).hexdigest(),
+        "calibration": settings.calibration.model_dump(),
+        "tools": versions.tool_versions(TOOLS),
+    }
+    h.update(json.dumps(part, sort_keys=True).encode())
+    return h.hexdigest()[:32]
+
+
+def statistics(ir_dir: Path, tokenizer_dir: Path, settings: Compression) -> Path:
+    """The statistics folder for this IR and calibration: from the build cache, or collected now and kept."""
+    from pipeline.openvino_ir.compress import calibration_dataset, load_calibration_texts
+
+    folder = cache.calibration_statistics() / key(
+        ir_dir, tokenizer_dir, settings, load_calibration_texts(settings.calibration.dataset)
+    )
+    if (folder / "statistics_metadata.json").is_file():
+        log.info("calibration statistics: reused %s", folder)
+        return folder
+    dataset = calibration_dataset(ir_dir, tokenizer_dir, settings.calibration)
+    gc.collect()  # the compiled FP IR that recorded the inputs goes before NNCF compiles its own
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
+    try:
+        _collect(ir_dir, dataset, settings.calibration.samples, tmp / "stats")
+        try:
+            (tmp / "stats").rename(folder)  # atomic: a concurrent build's copy may have landed first
+        except OSError:
+            if not (folder / "statistics_metadata.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("calibration statistics: collected into %s", folder)
+    return folder
+
+
+def _collect(ir_dir: Path, dataset: Any, samples: int, out: Path) -> None:
+    import openvino as ov
+    from nncf.openvino.graph.nncf_graph_builder import GraphConverter
+    from nncf.quantization.statistics_caching import cache_weight_compression_statistics
+
+    from pipeline.mapped_pages import ReleasingPages
+
+    model = ov.Core().read_model(ir_dir / MODEL_XML)
+    with ReleasingPages(ir_dir):
+        cache_weight_compression_statistics(model, GraphConverter.create_nncf_graph(model), dataset, samples, out)
+
+
+class _NotIterated:
+    """NNCF's dataset argument when the statistics come from the folder: it must be there (a data-aware call)
+    but is never run; if NNCF ever iterated it, the build would stop here instead of calibrating on nothing."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise RuntimeError("NNCF asked for calibration data although its statistics were given")
+
+
+def placeholder_dataset() -> Any:
+    import nncf
+
+    return nncf.Dataset(_NotIterated())

@@ -1,0 +1,65 @@
+"""Calibration statistics collected once per IR and calibration, shared by the data-aware int4 builds."""
+
+from __future__ import annotations
+
+import re
+
+from pipeline import fsutil, layout
+from pipeline.openvino_ir import MODEL_BIN, MODEL_XML
+
+
+def _without_stats_path(xml: bytes) -> bytes:
+    return re.sub(rb"'statistics_path': [^,]+,", b"", xml)
+
+
+def test_shared_statistics_give_the_fresh_builds_bytes(artifacts_root, default_params, tmp_path, monkeypatch):
+    """ov-int4 (asym g64 r0.6, AWQ + SE) and ov-npu-int4 (sym g128, AWQ + SE) built on one statistics folder:
+    the calibration runs once, and each build's weights are the bytes of a build that calibrates on its own
+    (optimum-cli's path); the IR names the folder by its key, not by where the cache is."""
+    from pipeline.openvino_ir import calibration_stats, compress
+    from pipeline.openvino_ir.derive import derive
+
+    monkeypatch.setenv("AIPC_CACHE", str(tmp_path / "cache"))
+    ir, src = layout.ov_ir_dir(artifacts_root), layout.source_dir(artifacts_root)
+    calls = []
+    real = compress.calibration_dataset
+    monkeypatch.setattr(compress, "calibration_dataset", lambda *a, **k: calls.append(a) or real(*a, **k))
+    for name in ("ov-int4", "ov-npu-int4"):
+        settings = default_params.target(name).build
+        assert calibration_stats.cacheable(settings)
+        shared = tmp_path / name / "shared"
+        shared.mkdir(parents=True)
+        derive(ir, src, shared, settings)
+        fresh = tmp_path / name / "fresh"
+        fresh.mkdir(parents=True)
+        compress.compress(ir, fresh / MODEL_XML, settings, 4, real(ir, src, settings.calibration))
+        assert fsutil.sha256_file(shared / MODEL_BIN) == fsutil.sha256_file(fresh / MODEL_BIN)
+        xml = (shared / MODEL_XML).read_bytes()
+        assert b"'statistics_path': 'nncf-stats/" in xml and str(tmp_path).encode() not in xml
+        assert _without_stats_path(xml) == _without_stats_path((fresh / MODEL_XML).read_bytes())
+    assert len(calls) == 1  # the second build read the first one's statistics
+    assert len(list((tmp_path / "cache" / "nncf-stats").iterdir())) == 1
+
+
+def test_statistics_are_keyed_by_what_they_depend_on(artifacts_root, default_params, tmp_path):
+    from pipeline.openvino_ir import calibration_stats
+
+    ir, src = layout.ov_ir_dir(artifacts_root), layout.source_dir(artifacts_root)
+    settings = default_params.target("ov-int4").build
+    k = calibration_stats.key(ir, src, settings, ["a", "b"])
+    assert k == calibration_stats.key(ir, src, settings, ["a", "b"])
+    assert k != calibration_stats.key(ir, src, settings, ["a", "c"])
+    more = settings.model_copy(update={"calibration": settings.calibration.model_copy(update={"samples": 8})})
+    assert k != calibration_stats.key(ir, src, more, ["a", "b"])
+    assert not calibration_stats.cacheable(settings.model_copy(update={"gptq": True, "awq": False}))
+
+
+def test_nncf_never_runs_the_placeholder(artifacts_root):
+    """If NNCF asked for data while its statistics are given, the build stops instead of calibrating on
+    nothing."""
+    import pytest
+
+    from pipeline.openvino_ir.calibration_stats import placeholder_dataset
+
+    with pytest.raises(RuntimeError, match="asked for calibration data"):
+        list(placeholder_dataset().get_inference_data())
