@@ -68,17 +68,24 @@ def compress(
             _name_statistics(compressed, statistics)
         save_ir(compressed, out_xml)
     nncf_args = {k: str(v) for k, v in config.to_nncf_dict().items() if v is not None}
+    if statistics is not None:  # the build record, like the IR, names the statistics by key, not by path
+        nncf_args = {k: v.replace(str(statistics), _statistics_label(statistics)) for k, v in nncf_args.items()}
     return {"nncf_compress_weights": nncf_args, "data_aware": dataset is not None}
 
 
 def _name_statistics(model: Any, statistics: Path) -> None:
     """NNCF records its arguments in the IR, the statistics folder's absolute path among them: the build
-    cache's location would then decide the IR's bytes. The folder's name (its content key) stays."""
+    cache's location would then decide the IR's bytes (and the build record's: seen in the same-bytes test,
+    whose second clone has its own cache). The folder's name (its content key) stays."""
     where = ["nncf", "weight_compression", "advanced_parameters"]
     if model.has_rt_info(where):
         value = model.get_rt_info(where)  # an OVAny
         text = value.astype(str) if hasattr(value, "astype") else str(value)
-        model.set_rt_info(text.replace(repr(str(statistics)), repr(f"nncf-stats/{statistics.name}")), where)
+        model.set_rt_info(text.replace(str(statistics), _statistics_label(statistics)), where)
+
+
+def _statistics_label(statistics: Path) -> str:
+    return f"nncf-stats/{statistics.name}"
 
 
 def _explain_nncf_error(exc: Exception, settings: Any) -> Exception:

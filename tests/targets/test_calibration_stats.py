@@ -15,7 +15,7 @@ def _without_stats_path(xml: bytes) -> bytes:
 def test_shared_statistics_give_the_fresh_builds_bytes(artifacts_root, default_params, tmp_path, monkeypatch):
     """ov-int4 (asym g64 r0.6, AWQ + SE) and ov-npu-int4 (sym g128, AWQ + SE) built on one statistics folder:
     the calibration runs once, and each build's weights are the bytes of a build that calibrates on its own
-    (optimum-cli's path); the IR names the folder by its key, not by where the cache is."""
+    (optimum-cli's path); the IR and the build record name the folder by its key, not by where the cache is."""
     from pipeline.openvino_ir import calibration_stats, compress
     from pipeline.openvino_ir.derive import derive
 
@@ -29,7 +29,9 @@ def test_shared_statistics_give_the_fresh_builds_bytes(artifacts_root, default_p
         assert calibration_stats.cacheable(settings)
         shared = tmp_path / name / "shared"
         shared.mkdir(parents=True)
-        derive(ir, src, shared, settings)
+        facts = derive(ir, src, shared, settings)
+        assert "nncf-stats/" in facts.nncf_compress_weights["advanced_parameters"]
+        assert str(tmp_path) not in facts.model_dump_json()  # the build record does not name the cache's path
         fresh = tmp_path / name / "fresh"
         fresh.mkdir(parents=True)
         compress.compress(ir, fresh / MODEL_XML, settings, 4, real(ir, src, settings.calibration))
