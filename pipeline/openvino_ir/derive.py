@@ -35,11 +35,14 @@ def derive(ir_dir: Path, source_dir: Path, work_dir: Path, settings: Any) -> Bui
 
         bits = 8 if fmt == "int8" else 4
         dataset, stats = None, None
-        if settings.data_aware and bits == 4 and calibration_stats.cacheable(settings):
-            stats = calibration_stats.statistics(ir_dir, source_dir, settings)
-            dataset = calibration_stats.placeholder_dataset()
-        elif settings.data_aware and bits == 4:
-            dataset = compress.calibration_dataset(ir_dir, source_dir, settings.calibration, prefill_only=settings.gptq)
+        if settings.data_aware and bits == 4:
+            if calibration_stats.cacheable(settings):
+                stats = calibration_stats.statistics(ir_dir, source_dir, settings)
+                dataset = calibration_stats.placeholder_dataset()
+            else:
+                dataset = compress.calibration_dataset(
+                    ir_dir, source_dir, settings.calibration, prefill_only=settings.gptq
+                )
         done = compress.compress(ir_dir, out_xml, settings, bits, dataset, stats)
         facts.nncf_compress_weights = done["nncf_compress_weights"]
         facts.data_aware = done["data_aware"]

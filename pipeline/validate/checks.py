@@ -167,8 +167,8 @@ def long_context_results(
                 results[n].status, results[n].reason = "error", runtime_error_line(exc)
             continue
         seconds = round(time.perf_counter() - t0, 2)
-        if prefix and run is prefix_run and np.array_equal(ids[: len(prefix)], prefix):
-            prefix_nll = float(scores.nll[: len(prefix) - 1].sum()), len(prefix) - 1
+        if prefix and run is prefix_run:
+            prefix_nll = long_context.nll_of_prefix(ids, scores.nll, prefix)
         for n in lengths:
             cmp = scores.compare(run, ref_dir, n)
             res = results[n]

@@ -154,12 +154,17 @@ def prefix_nll(runs_: list[LongRun], dims: ModelDims, ref_dir: Path, ids: list[i
     """The summed next-token NLL of ``ids`` and its count, read from the reference run they begin (same regime,
     long enough), or None when no run begins with them."""
     run = covering_run(runs_, dims, len(ids))
-    if run is None or len(ids) < 2:
+    if run is None:
         return None
     data = np.load(ref_dir / run.file)
-    if not np.array_equal(data["ids"][: len(ids)], ids):
+    return nll_of_prefix(data["ids"], data["nll"], ids)
+
+
+def nll_of_prefix(run_ids: np.ndarray, nll: np.ndarray, prefix: list[int]) -> tuple[float, int] | None:
+    """(summed next-token NLL, count) of ``prefix`` from a run's per-position NLL, if the run begins with it."""
+    if len(prefix) < 2 or len(prefix) > len(run_ids) or not np.array_equal(run_ids[: len(prefix)], prefix):
         return None
-    return float(data["nll"][: len(ids) - 1].sum()), len(ids) - 1
+    return float(nll[: len(prefix) - 1].sum()), len(prefix) - 1
 
 
 def covering_run(runs_: list[LongRun], dims: ModelDims, length: int) -> LongRun | None:
