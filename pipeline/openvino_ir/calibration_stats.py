@@ -12,29 +12,43 @@ folder is kept in the machine's build cache under a key of everything the statis
 IR's bytes, the tokenizer, the calibration text and its settings, and the toolkits' versions. The compressed
 weights are the same bytes either way (``tests/targets/test_calibration_stats.py``: ov-int4 and ov-npu-int4,
 fresh against cached). GPTQ and LoRA correction also run the model on the data: they keep the fresh path.
+
+The statistics are collected in a child process with oneDNN capped at AVX2 (``PORTABLE_ONEDNN``): the FP IR's
+f32 kernels are picked by instruction set, and measured on the embedded model the statistics of layer 1 on
+differed between this AVX-512/AMX machine and the same machine capped at AVX2 (relative 1e-7 to 2e-3) — enough
+to change ov-npu-int4's weights in a teammate's clone. Capped, they are the same bytes for 1 and 2 threads and
+with or without the cap on the host (``tests/test_same_bytes.py`` builds the second clone under the cap).
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
+
 from pipeline import cache, fsutil, versions
+from pipeline.errors import BuildError
 from pipeline.openvino_ir import MODEL_BIN, MODEL_XML
-from pipeline.targets.compression import Compression
+from pipeline.targets.compression import Calibration, Compression
 
 log = logging.getLogger(__name__)
 
 # What the key covers of the tokenizer folder (the calibration text is tokenized with it).
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 TOOLS = ("nncf", "openvino", "optimum-intel", "transformers", "tokenizers")
+# The collecting child's oneDNN: the instruction set every x86-64 CPU of the last decade has, so that the f32
+# kernels (and their rounding) are the same on every machine. Read by oneDNN when it loads, hence a child.
+PORTABLE_ONEDNN = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 
 def cacheable(settings: Compression) -> bool:
@@ -59,7 +73,7 @@ def key(ir_dir: Path, tokenizer_dir: Path, settings: Compression, texts: list[st
 
 def statistics(ir_dir: Path, tokenizer_dir: Path, settings: Compression) -> Path:
     """The statistics folder for this IR and calibration: from the build cache, or collected now and kept."""
-    from pipeline.openvino_ir.compress import calibration_dataset, load_calibration_texts
+    from pipeline.openvino_ir.compress import load_calibration_texts
 
     folder = cache.calibration_statistics() / key(
         ir_dir, tokenizer_dir, settings, load_calibration_texts(settings.calibration.dataset)
@@ -67,12 +81,10 @@ def statistics(ir_dir: Path, tokenizer_dir: Path, settings: Compression) -> Path
     if (folder / "statistics_metadata.json").is_file():
         log.info("calibration statistics: reused %s", folder)
         return folder
-    dataset = calibration_dataset(ir_dir, tokenizer_dir, settings.calibration)
-    gc.collect()  # the compiled FP IR that recorded the inputs goes before NNCF compiles its own
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder.parent))
     try:
-        _collect(ir_dir, dataset, settings.calibration.samples, tmp / "stats")
+        _collect_in_child(ir_dir, tokenizer_dir, settings.calibration, tmp / "stats")
         try:
             (tmp / "stats").rename(folder)  # atomic: a concurrent build's copy may have landed first
         except OSError:
@@ -82,6 +94,39 @@ def statistics(ir_dir: Path, tokenizer_dir: Path, settings: Compression) -> Path
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("calibration statistics: collected into %s", folder)
     return folder
+
+
+def _collect_in_child(ir_dir: Path, tokenizer_dir: Path, calibration: Calibration, out: Path) -> None:
+    """Record the calibration inputs and collect NNCF's statistics in a child under ``PORTABLE_ONEDNN``."""
+    cmd = [sys.executable, "-m", __name__, str(ir_dir), str(tokenizer_dir), calibration.model_dump_json(), str(out)]
+    proc = subprocess.run(cmd, env=dict(os.environ, **PORTABLE_ONEDNN), capture_output=True, text=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        if proc.returncode < 0 or proc.returncode == 137:
+            raise BuildError(
+                f"collecting the calibration statistics was killed (signal {-proc.returncode if proc.returncode < 0 else 9})",
+                fix="most likely out of memory: close other programs or lower calibration.samples",
+            )
+        raise BuildError(f"collecting the calibration statistics failed: {tail[0]}")
+    if not (out / "statistics_metadata.json").is_file():
+        raise BuildError("collecting the calibration statistics wrote no statistics_metadata.json")
+
+
+@click.command()
+@click.argument("ir_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("tokenizer_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("calibration_json")
+@click.argument("out", type=click.Path(path_type=Path))
+def _child(ir_dir: Path, tokenizer_dir: Path, calibration_json: str, out: Path) -> None:
+    """Child entry: the FP IR's inputs on the calibration text, then NNCF's statistics of them into OUT."""
+    import gc
+
+    from pipeline.openvino_ir.compress import calibration_dataset
+
+    calibration = Calibration.model_validate_json(calibration_json)
+    dataset = calibration_dataset(ir_dir, tokenizer_dir, calibration)
+    gc.collect()  # the compiled FP IR that recorded the inputs goes before NNCF compiles its own
+    _collect(ir_dir, dataset, calibration.samples, out)
 
 
 def _collect(ir_dir: Path, dataset: Any, samples: int, out: Path) -> None:
@@ -108,3 +153,7 @@ def placeholder_dataset() -> Any:
     import nncf
 
     return nncf.Dataset(_NotIterated())
+
+
+if __name__ == "__main__":
+    _child()

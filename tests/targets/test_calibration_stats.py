@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from pipeline import fsutil, layout
 from pipeline.openvino_ir import MODEL_BIN, MODEL_XML
+from tests.conftest import ROOT
+
+# A build that calibrates on its own (optimum-cli's path: the data run inside NNCF's compression), in a child
+# with the statistics' oneDNN profile: the shared statistics are what such a build computes on an AVX2 machine.
+FRESH = """
+import sys
+from pathlib import Path
+import stages  # the stages' math profile
+from pipeline.openvino_ir import compress
+from pipeline.params import load_params
+ir, src, name, out = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
+settings = load_params(Path("params.yaml")).target(name).build
+compress.compress(ir, out, settings, 4, compress.calibration_dataset(ir, src, settings.calibration))
+"""
+
+
+def fresh_build(ir: Path, src: Path, name: str, out_xml: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, str(ir), str(src), name, str(out_xml)],
+        cwd=ROOT, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 def _without_stats_path(xml: bytes) -> bytes:
@@ -15,15 +41,16 @@ def _without_stats_path(xml: bytes) -> bytes:
 def test_shared_statistics_give_the_fresh_builds_bytes(artifacts_root, default_params, tmp_path, monkeypatch):
     """ov-int4 (asym g64 r0.6, AWQ + SE) and ov-npu-int4 (sym g128, AWQ + SE) built on one statistics folder:
     the calibration runs once, and each build's weights are the bytes of a build that calibrates on its own
-    (optimum-cli's path); the IR and the build record name the folder by its key, not by where the cache is."""
-    from pipeline.openvino_ir import calibration_stats, compress
+    (optimum-cli's path) on an AVX2 machine; the IR and the build record name the folder by its key, not by where the
+    cache is."""
+    from pipeline.openvino_ir import calibration_stats
     from pipeline.openvino_ir.derive import derive
 
     monkeypatch.setenv("AIPC_CACHE", str(tmp_path / "cache"))
     ir, src = layout.ov_ir_dir(artifacts_root), layout.source_dir(artifacts_root)
     calls = []
-    real = compress.calibration_dataset
-    monkeypatch.setattr(compress, "calibration_dataset", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = calibration_stats._collect_in_child
+    monkeypatch.setattr(calibration_stats, "_collect_in_child", lambda *a: calls.append(a) or real(*a))
     for name in ("ov-int4", "ov-npu-int4"):
         settings = default_params.target(name).build
         assert calibration_stats.cacheable(settings)
@@ -34,7 +61,7 @@ def test_shared_statistics_give_the_fresh_builds_bytes(artifacts_root, default_p
         assert str(tmp_path) not in facts.model_dump_json()  # the build record does not name the cache's path
         fresh = tmp_path / name / "fresh"
         fresh.mkdir(parents=True)
-        compress.compress(ir, fresh / MODEL_XML, settings, 4, real(ir, src, settings.calibration))
+        fresh_build(ir, src, name, fresh / MODEL_XML, dict(os.environ, **calibration_stats.PORTABLE_ONEDNN))
         assert fsutil.sha256_file(shared / MODEL_BIN) == fsutil.sha256_file(fresh / MODEL_BIN)
         xml = (shared / MODEL_XML).read_bytes()
         assert b"'statistics_path': 'nncf-stats/" in xml and str(tmp_path).encode() not in xml
