@@ -17,6 +17,7 @@ import json
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -75,16 +76,11 @@ def test_deployment_pins_are_the_build_pins():
     assert dml == {"onnxruntime-genai-directml": ortgenai.OLDEST_RUNTIME["onnxruntime-genai-directml"]}
 
 
-@pytest.mark.parametrize("platform", sorted(PLATFORMS))
-@pytest.mark.parametrize("version", PYTHONS)
-def test_every_build_pin_has_a_wheel(version, platform):
-    proc = pip("--no-deps", *platform_args(platform, version), "-r", str(ROOT / "requirements.txt"))
-    assert proc.returncode == 0, errors(proc)
+def build_pins_args(version: str, platform: str) -> list[str]:
+    return ["--no-deps", *platform_args(platform, version), "-r", str(ROOT / "requirements.txt")]
 
 
-@pytest.mark.parametrize("platform", sorted(PLATFORMS))
-@pytest.mark.parametrize("version", PYTHONS)
-def test_deployment_install_resolves(version, platform, pure_wheels, tmp_path):
+def deployment_args(version: str, platform: str, pure_wheels: Path, report: Path) -> list[str]:
     runtime = "ort-dml" if platform == "windows" else "ort-cpu"
     # the team's route: pulling from the DVC remote (the Hub route is the same without requirements-dvc.txt)
     reqs = [f"-r{ROOT / f'requirements-{x}.txt'}" for x in ("core", "openvino", "dvc")]
@@ -92,8 +88,36 @@ def test_deployment_install_resolves(version, platform, pure_wheels, tmp_path):
         reqs += [f"{n}=={v}" for n, v in pins(ROOT / "requirements-ort-dml.txt").items()]
     else:
         reqs.append(f"-r{ROOT / 'requirements-ort-cpu.txt'}")
-    report = tmp_path / "report.json"
-    proc = pip("--find-links", str(pure_wheels), *platform_args(platform, version), "--report", str(report), *reqs)
+    return ["--find-links", str(pure_wheels), *platform_args(platform, version), "--report", str(report), *reqs]
+
+
+@pytest.fixture(scope="module")
+def resolved(pure_wheels, tmp_path_factory) -> dict[tuple[str, str, str], tuple[subprocess.CompletedProcess, Path]]:
+    """Every resolution of this module, run side by side: each is one pip process that mostly waits on the
+    package index, so twelve in a row spent ~2.5 min of the suite waiting (measured: --durations)."""
+    reports = tmp_path_factory.mktemp("pip-reports")
+    jobs = {}
+    for version in PYTHONS:
+        for platform in PLATFORMS:
+            jobs["pins", version, platform] = build_pins_args(version, platform)
+            report = reports / f"{version}-{platform}.json"
+            jobs["deploy", version, platform] = deployment_args(version, platform, pure_wheels, report)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        procs = dict(zip(jobs, pool.map(lambda args: pip(*args), jobs.values()), strict=True))
+    return {k: (proc, reports / f"{k[1]}-{k[2]}.json") for k, proc in procs.items()}
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+@pytest.mark.parametrize("version", PYTHONS)
+def test_every_build_pin_has_a_wheel(version, platform, resolved):
+    proc, _ = resolved["pins", version, platform]
+    assert proc.returncode == 0, errors(proc)
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+@pytest.mark.parametrize("version", PYTHONS)
+def test_deployment_install_resolves(version, platform, resolved):
+    proc, report = resolved["deploy", version, platform]
     assert proc.returncode == 0, errors(proc)
     names = {i["metadata"]["name"].lower() for i in json.loads(report.read_text())["install"]}
     assert not names & {"torch", "transformers", "optimum", "nncf"}, names
