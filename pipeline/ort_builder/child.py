@@ -19,6 +19,9 @@ def main(argv: list[str] | None = None) -> None:
     args = ns.rest[1:] if ns.rest and ns.rest[0] == "--" else ns.rest
     pin_build_stamp()
     window_every_layer_as_transformers_does()
+    from pipeline.ort_builder import kquant
+
+    kquant.install()  # same bytes as the builder's own k-quant, in cache-sized slices on every core
     if ns.mode == "low-memory":
         from pipeline.ort_builder import lowmem
 
