@@ -109,10 +109,37 @@ def test_killed_after_its_commit_landed_is_not_published_again(signed, tmp_path)
         assert len(hub.repos[repo_id].commits) == 2 and head_files(hub, repo_id) == landed
 
 
+# A remote that takes its time: DVC's local remote writes each file (put_file, or a reflink where the disk has
+# them) and then this waits, one file at a time. Without it the whole push of a small package landed between
+# two looks at the remote and the kill came after it (seen: "Cache and remote are in sync" in a full suite).
+SLOW_REMOTE = """
+import threading, time
+from dvc_objects.fs import generic, local
+
+_one_at_a_time = threading.Lock()
+
+
+def _slowly(write):
+    def wrapper(*args, **kwargs):
+        with _one_at_a_time:
+            done = write(*args, **kwargs)
+            time.sleep(0.5)
+            return done
+    return wrapper
+
+
+local.FsspecLocalFileSystem.put_file = _slowly(local.FsspecLocalFileSystem.put_file)
+generic._link = _slowly(generic._link)
+"""
+
+
 def test_killed_mid_dvc_push_then_run_again_pushes_the_rest(signed, tmp_path):
     proj, target = signed["proj"], "ort-cpu-int4"
     args = ["publish", "--target", target]
     env = {"AIPC_SIGNING_KEY": str(signed["private"])}
+    slow = tmp_path / "slow-remote"
+    slow.mkdir()
+    (slow / "sitecustomize.py").write_text(SLOW_REMOTE)
     before = remote_files(proj)
     grew = threading.Event()
 
@@ -121,7 +148,7 @@ def test_killed_mid_dvc_push_then_run_again_pushes_the_rest(signed, tmp_path):
             grew.set()
         return grew.is_set()
 
-    proc = start(args, proj, env)
+    proc = start(args, proj, {**env, "PYTHONPATH": str(slow)})
     kill_when(proc, remote_grew, "its push")
     partial = remote_files(proj) - before
     status = dvc(["status", "--cloud", f"artifacts/packages/{target}"], proj)
