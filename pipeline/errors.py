@@ -7,6 +7,11 @@ CLI print that line and exit non-zero; they never show a traceback from deep ins
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
+
 
 class PipelineError(Exception):
     """A failure with a one-line, actionable message."""
@@ -43,3 +48,14 @@ class BuildError(PipelineError):
 
 class ResourceError(PipelineError):
     """Not enough RAM or disk for the requested work."""
+
+
+def child_failure(proc: subprocess.CompletedProcess[str], what: str, *, killed_fix: str) -> BuildError:
+    """A child process's failure as one line: killed (a signal, or exit 137 from the kernel's OOM killer behind a
+    shell) with ``killed_fix``, or the last line it printed."""
+    if proc.returncode < 0 or proc.returncode == 137:
+        return BuildError(
+            f"{what} was killed (signal {-proc.returncode if proc.returncode < 0 else 9})", fix=killed_fix
+        )
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+    return BuildError(f"{what} failed: {tail[0]}")

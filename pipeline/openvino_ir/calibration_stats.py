@@ -37,7 +37,7 @@ from typing import Any
 import click
 
 from pipeline import cache, fsutil, versions
-from pipeline.errors import BuildError
+from pipeline.errors import BuildError, child_failure
 from pipeline.openvino_ir import MODEL_BIN, MODEL_XML
 from pipeline.targets.compression import Calibration, Compression
 
@@ -101,13 +101,11 @@ def _collect_in_child(ir_dir: Path, tokenizer_dir: Path, calibration: Calibratio
     cmd = [sys.executable, "-m", __name__, str(ir_dir), str(tokenizer_dir), calibration.model_dump_json(), str(out)]
     proc = subprocess.run(cmd, env=dict(os.environ, **PORTABLE_ONEDNN), capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        if proc.returncode < 0 or proc.returncode == 137:
-            raise BuildError(
-                f"collecting the calibration statistics was killed (signal {-proc.returncode if proc.returncode < 0 else 9})",
-                fix="most likely out of memory: close other programs or lower calibration.samples",
-            )
-        raise BuildError(f"collecting the calibration statistics failed: {tail[0]}")
+        raise child_failure(
+            proc,
+            "collecting the calibration statistics",
+            killed_fix="most likely out of memory: close other programs or lower calibration.samples",
+        )
     if not (out / "statistics_metadata.json").is_file():
         raise BuildError("collecting the calibration statistics wrote no statistics_metadata.json")
 

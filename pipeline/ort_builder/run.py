@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import BuildError
+from pipeline.errors import BuildError, child_failure
 from pipeline.ort_builder.graph import GENAI_CONFIG, graph_summary, providers
 from pipeline.records import BuildFacts
 
@@ -52,13 +52,11 @@ def run_builder(
         env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         if proc.returncode != 0:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-            if proc.returncode < 0 or proc.returncode == 137:
-                raise BuildError(
-                    f"the ORT GenAI builder was killed (signal {-proc.returncode if proc.returncode < 0 else 9})",
-                    fix="most likely out of memory: close other programs or keep low_memory: true",
-                )
-            raise BuildError(f"the ORT GenAI builder failed: {tail[0]}")
+            raise child_failure(
+                proc,
+                "the ORT GenAI builder",
+                killed_fix="most likely out of memory: close other programs or keep low_memory: true",
+            )
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     for required in ("model.onnx", GENAI_CONFIG):
