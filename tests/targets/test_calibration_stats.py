@@ -92,3 +92,26 @@ def test_nncf_never_runs_the_placeholder(artifacts_root):
 
     with pytest.raises(RuntimeError, match="asked for calibration data"):
         list(placeholder_dataset().get_inference_data())
+
+
+def test_a_failed_collection_is_one_line_and_leaves_no_statistics(
+    artifacts_root, default_params, tmp_path, monkeypatch
+):
+    """The child's failure (here: an IR whose weights file was cut short) reaches the build as one line naming the
+    step and the runtime's reason, and nothing, not even a partial folder, is left in the cache to be reused."""
+    import shutil
+
+    import pytest
+
+    from pipeline.errors import BuildError
+    from pipeline.openvino_ir import calibration_stats
+
+    monkeypatch.setenv("AIPC_CACHE", str(tmp_path / "cache"))
+    ir = tmp_path / "ir"
+    shutil.copytree(layout.ov_ir_dir(artifacts_root), ir)
+    weights = ir / MODEL_BIN
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(BuildError) as info:
+        calibration_stats.statistics(ir, layout.source_dir(artifacts_root), default_params.target("ov-int4").build)
+    assert str(info.value) == "collecting the calibration statistics failed: Incorrect weights in bin file!"
+    assert [p.name for p in (tmp_path / "cache").rglob("*")] == ["nncf-stats"]
