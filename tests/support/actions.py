@@ -124,9 +124,8 @@ class Workflow:
 
     def run_job(self, name: str) -> list[JobRun]:
         """The job, its matrix legs side by side as GitHub runs them (each in its own clone, as many at once as
-        this machine has cores): the publish workflow's five target legs in a row made its test's fixture 158 s
-        in a full suite on 2 cores; side by side the fixture took ~110 s (207 s alone, the embedded model's
-        ~95 s of training included)."""
+        this machine has cores): the publish workflow test's fixture, with its five target legs, took 158 s in a
+        full suite on 2 cores with the legs in a row and 131 s side by side."""
         legs = list(enumerate(self.matrix(name)))
         with ThreadPoolExecutor(max_workers=min(len(legs), os.cpu_count() or 1)) as pool:
             runs = list(
