@@ -31,12 +31,12 @@ def test_full_size_plan_fits_the_promise_and_counts_copies():
     params = load_params(ROOT / "params.yaml")
     linked = {n.stage: n for n in resource_plan.plan(params, PHI3_MINI, 1)}
     copied = {n.stage: n for n in resource_plan.plan(params, PHI3_MINI, 2)}
-    # Every stage within 12 GiB but one: the ov-int4 build calibrates (AWQ + scale estimation, the recipe real
-    # weights need: README "Int4 recipes"), planned at +1.0× the weights for NNCF's f32 statistics pass — 13.3 GiB
-    # at Phi-3-mini size. Not measured there yet: issue 24's full-size run decides (a lighter statistics pass, or
-    # another default at that size). Held here so that a second stage over the promise fails this test.
+    # Every stage within 12 GiB, the calibrating int4 builds too (AWQ + scale estimation, the recipe real weights
+    # need: README "Int4 recipes"): their statistics child, NNCF's f32 run of the FP IR, measured 8.42 GiB at
+    # Phi-3-mini size once it no longer ran the IR a second time to record its inputs (14.7 GiB before)
     over = {s: round(n.ram / 2**30, 1) for s, n in linked.items() if n.ram > 12 * 2**30}
-    assert over == {"build@ov-int4": 13.3}, over
+    assert over == {}, over
+    assert 8 * 2**30 < linked["build@ov-int4"].ram < 9 * 2**30
     # the reference and every validation are planned, not just the builds
     assert linked["reference"].ram > 7 * 2**30 and linked["validate@ov-fp16"].ram > 7 * 2**30
     # DVC copying into its cache (another filesystem) doubles every cached output

@@ -1,8 +1,8 @@
 """NNCF weight compression of the shared IR, exactly as optimum-cli calls it, and its offline calibration data.
 
 ``compress`` is optimum-intel's weight-only quantization (the exact ``nncf.compress_weights`` call and
-rt_info post-processing the CLI uses) with every knob explicit; ``calibration_dataset`` records the IR's
-own inputs on the shipped text for the data-aware algorithms (AWQ, scale estimation, GPTQ).
+rt_info post-processing the CLI uses) with every knob explicit; ``calibration_inputs`` are the IR's own inputs
+on the shipped text, as optimum-intel records them, for the data-aware algorithms (AWQ, scale estimation, GPTQ).
 """
 
 from __future__ import annotations
@@ -111,53 +111,53 @@ def _layer_names(text: str) -> list[str]:
 # --------------------------------------------------------------------------- calibration
 
 
-def calibration_dataset(ir_dir: Path, tokenizer_dir: Path, calibration: Calibration, prefill_only: bool = False) -> Any:
-    """An nncf.Dataset of the FP IR's own inputs on offline text, collected the way optimum-intel does.
-
-    Each sample is run through the stateful model as "prefill + one generated token" and the inputs of
-    every inference call are recorded (with NNCF's state-reset marker), so AWQ / scale estimation / GPTQ
-    see the activations the deployed model will see.
-    """
+def calibration_dataset(tokenizer_dir: Path, calibration: Calibration, prefill_only: bool = False) -> Any:
+    """An nncf.Dataset of the FP IR's inputs on offline text: ``calibration_inputs``, for NNCF to run itself."""
     import nncf
-    import torch
-    from optimum.intel import OVModelForCausalLM
-    from optimum.intel.openvino.quantization import InferRequestWrapper
+
+    items = calibration_inputs(tokenizer_dir, calibration)
+    if prefill_only:
+        # NNCF 3.4's GPTQ runs sub-graphs that are stateless and refuses the state-reset marker ("Cannot reset
+        # state of a stateless model"). Every item is a whole sample's prefill, so without the marker (NNCF then
+        # resets the state before every input) the inputs mean the same.
+        from nncf.definitions import NNCF_DATASET_RESET_STATE_KEY
+
+        items = [{k: v for k, v in item.items() if k != NNCF_DATASET_RESET_STATE_KEY} for item in items]
+    return nncf.Dataset(items)
+
+
+def calibration_inputs(tokenizer_dir: Path, calibration: Calibration) -> list[dict[str, Any]]:
+    """The stateful FP IR's inputs for each calibration sample, as optimum-intel records them for NNCF.
+
+    optimum-intel runs ``generate(max_new_tokens=1)`` on each sample with the model's infer request wrapped
+    (``InferRequestWrapper``): that is one inference call per sample, its prefill, whose inputs are the tokens,
+    an all-ones attention mask, positions 0..n-1 and beam 0, after a state reset. None of it depends on the
+    model's output, so the inputs are written here without compiling the FP IR in f32 (15 GB at Phi-3-mini
+    size) and running it; ``tests/targets/test_calibration_stats.py`` holds them equal to what the recording
+    gives.
+    """
+    import numpy as np
+    from nncf.definitions import NNCF_DATASET_RESET_STATE_KEY
     from transformers import AutoTokenizer
 
     texts = load_calibration_texts(calibration.dataset)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     step = max(1, len(texts) // calibration.samples)
-    picked = texts[::step][: calibration.samples]
-    # f32 as NNCF's own statistics engine runs (OVNativeEngine): the CPU plugin's default on a bf16-capable CPU is
-    # bf16, which makes the recorded decode step depend on the machine, and which a oneDNN capped below the CPU's
-    # own ISA cannot compile (seen: "FullyConnected … could not create a primitive descriptor" under
-    # ONEDNN_MAX_CPU_ISA=AVX2 on an AVX-512 host, in the same-bytes test's second clone)
-    f32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
-    model = OVModelForCausalLM.from_pretrained(ir_dir, compile=False, use_cache=True, ov_config=f32)
-    model.update_pkv_precision(True)
-    model.compile()
-    collected: list[Any] = []
-    model.request = InferRequestWrapper(model.request, collected)
-    try:
-        for text in picked:
-            enc = tok(text, return_tensors="pt", truncation=True, max_length=calibration.seq_len)
-            with torch.no_grad():
-                model.generate(**enc, max_new_tokens=1, do_sample=False)
-    finally:
-        model.request = model.request.request
-    log.info("calibration: %d samples (%d inference inputs) from %s", len(picked), len(collected), calibration.dataset)
-    if prefill_only:
-        # NNCF 3.4's GPTQ runs sub-graphs that are stateless and refuses the state-reset marker ("Cannot reset
-        # state of a stateless model"). Without the marker NNCF resets the state before every input, which
-        # is right for prefills and wrong for the decode steps: keep the prefills only, each a whole sample.
-        from nncf.definitions import NNCF_DATASET_RESET_STATE_KEY
-
-        collected = [
-            {k: v for k, v in item.items() if k != NNCF_DATASET_RESET_STATE_KEY}
-            for item in collected
-            if item.get(NNCF_DATASET_RESET_STATE_KEY, True)
-        ]
-    return nncf.Dataset(collected)
+    items = []
+    for text in texts[::step][: calibration.samples]:
+        ids = np.asarray(tok(text, truncation=True, max_length=calibration.seq_len)["input_ids"], dtype=np.int64)
+        n = ids.shape[0]
+        items.append(
+            {
+                "input_ids": ids[None],
+                "attention_mask": np.ones((1, n), dtype=np.int64),
+                "position_ids": np.arange(n, dtype=np.int64)[None],
+                "beam_idx": np.arange(1, dtype=int),
+                NNCF_DATASET_RESET_STATE_KEY: True,
+            }
+        )
+    log.info("calibration: %d samples from %s", len(items), calibration.dataset)
+    return items
 
 
 def load_calibration_texts(dataset: str) -> list[str]:

@@ -40,9 +40,7 @@ def derive(ir_dir: Path, source_dir: Path, work_dir: Path, settings: Any) -> Bui
                 stats = calibration_stats.statistics(ir_dir, source_dir, settings)
                 dataset = calibration_stats.placeholder_dataset()
             else:
-                dataset = compress.calibration_dataset(
-                    ir_dir, source_dir, settings.calibration, prefill_only=settings.gptq
-                )
+                dataset = compress.calibration_dataset(source_dir, settings.calibration, prefill_only=settings.gptq)
         done = compress.compress(ir_dir, out_xml, settings, bits, dataset, stats)
         facts.nncf_compress_weights = done["nncf_compress_weights"]
         facts.data_aware = done["data_aware"]

@@ -37,7 +37,7 @@ from pipeline.targets.base import (
     group_size_problems,
     scaled,
 )
-from pipeline.targets.compression import Compression
+from pipeline.targets.compression import CALIBRATION_RAM_RATIO, Compression
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 
 
 def estimate(settings: Settings, weights: int) -> Estimate:
-    ram = 0.45 + (1.0 if settings.data_aware else 0.0)  # Phi-3-mini main job: 4.8 GiB
+    ram = max(0.45, CALIBRATION_RAM_RATIO) if settings.data_aware else 0.45  # Phi-3-mini, data-free: 4.8 GiB
     # validated on CPU without an NPU: the plugin's repacked channel-wise int4 weights + activations; the OpenVINO
     # runner reduces a long run's logits chunk by chunk (none held whole)
     return Estimate(

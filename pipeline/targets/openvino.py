@@ -16,7 +16,7 @@ from pydantic import Field
 from pipeline import layout
 from pipeline.records import BuildFacts
 from pipeline.targets.base import BuildContext, Check, Estimate, ModelDims, RuntimeOptions, group_size_problems, scaled
-from pipeline.targets.compression import DATA_AWARE, Compression
+from pipeline.targets.compression import CALIBRATION_RAM_RATIO, DATA_AWARE, Compression
 
 RUNTIME = "openvino-genai"
 RUNTIME_PACKAGES = ("openvino", "openvino-tokenizers", "openvino-genai")
@@ -56,7 +56,7 @@ def estimate(settings: Settings, weights: int) -> Estimate:
     # process's own high-water mark; the 7.47 GiB of earlier runs was an over-read of the benchmark's old method)
     ram = 0.65 if quantized else 0.8
     if settings.data_aware:
-        ram += 1.0  # the FP IR is compiled once more to collect calibration activations
+        ram = max(ram, CALIBRATION_RAM_RATIO)
     return Estimate(
         scaled(1.6 if quantized else 0.45, ram, weights),  # NNCF's import is most of a small build
         int(size * weights),

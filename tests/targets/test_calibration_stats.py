@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from pipeline import fsutil, layout
 from pipeline.openvino_ir import MODEL_BIN, MODEL_XML
 from tests.conftest import ROOT
@@ -22,7 +24,7 @@ from pipeline.openvino_ir import compress
 from pipeline.params import load_params
 ir, src, name, out = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], Path(sys.argv[4])
 settings = load_params(Path("params.yaml")).target(name).build
-compress.compress(ir, out, settings, 4, compress.calibration_dataset(ir, src, settings.calibration))
+compress.compress(ir, out, settings, 4, compress.calibration_dataset(src, settings.calibration))
 """
 
 
@@ -115,3 +117,39 @@ def test_a_failed_collection_is_one_line_and_leaves_no_statistics(
         calibration_stats.statistics(ir, layout.source_dir(artifacts_root), default_params.target("ov-int4").build)
     assert str(info.value) == "collecting the calibration statistics failed: Incorrect weights in bin file!"
     assert [p.name for p in (tmp_path / "cache").rglob("*")] == ["nncf-stats"]
+
+
+def test_calibration_inputs_are_what_optimum_intel_records(artifacts_root, default_params):
+    """The inputs written without running the model equal those optimum-intel's recording gives: the FP IR run by
+    OVModelForCausalLM.generate(max_new_tokens=1) with its infer request wrapped (InferRequestWrapper)."""
+    import torch
+    from optimum.intel import OVModelForCausalLM
+    from optimum.intel.openvino.quantization import InferRequestWrapper
+    from transformers import AutoTokenizer
+
+    from pipeline.openvino_ir.compress import calibration_inputs, load_calibration_texts
+
+    calibration = default_params.target("ov-int4").build.calibration
+    ir, src = layout.ov_ir_dir(artifacts_root), layout.source_dir(artifacts_root)
+    texts = load_calibration_texts(calibration.dataset)
+    tok = AutoTokenizer.from_pretrained(src)
+    f32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
+    model = OVModelForCausalLM.from_pretrained(ir, compile=False, use_cache=True, ov_config=f32)
+    model.compile()
+    recorded: list = []
+    model.request = InferRequestWrapper(model.request, recorded)
+    step = max(1, len(texts) // calibration.samples)
+    for text in texts[::step][: calibration.samples]:
+        enc = tok(text, return_tensors="pt", truncation=True, max_length=calibration.seq_len)
+        with torch.no_grad():
+            model.generate(**enc, max_new_tokens=1, do_sample=False)
+    written = calibration_inputs(src, calibration)
+    assert len(written) == len(recorded) == calibration.samples
+    for a, b in zip(written, recorded, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert type(a[k]) is type(b[k]), k
+            if isinstance(a[k], np.ndarray):
+                assert a[k].dtype == b[k].dtype and np.array_equal(a[k], b[k]), k
+            else:
+                assert a[k] == b[k], k
