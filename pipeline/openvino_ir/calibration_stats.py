@@ -22,7 +22,7 @@ with or without the cap on the host (``tests/test_same_bytes.py`` builds the sec
 The child gives NNCF the FP IR's inputs without running the IR (``compress.calibration_inputs``: the tokens,
 positions and masks optimum-intel's recording run captures, none of which depends on the model's output). That
 recording run compiled the FP IR once more and kept its mapped weight pages resident. Measured at Phi-3-mini
-size (random weights, this 2-core machine): the child took 654 s at 14.7 GiB with it, 283 s at 8.42 GiB
+size (random weights, this 2-core machine): the child took about 654 s at 14.7 GiB with it, 283 s at 8.42 GiB
 without, and all 650 statistics came out the same bytes.
 """
 

@@ -132,8 +132,8 @@ def calibration_inputs(tokenizer_dir: Path, calibration: Calibration) -> list[di
     optimum-intel runs ``generate(max_new_tokens=1)`` on each sample with the model's infer request wrapped
     (``InferRequestWrapper``): that is one inference call per sample, its prefill, whose inputs are the tokens,
     an all-ones attention mask, positions 0..n-1 and beam 0, after a state reset. None of it depends on the
-    model's output, so the inputs are written here without compiling the FP IR in f32 (15 GB at Phi-3-mini
-    size) and running it; ``tests/targets/test_calibration_stats.py`` holds them equal to what the recording
+    model's output, so the inputs are written here without compiling and running the FP IR once more (with
+    its mapped weight pages, that run was the statistics child's 14.7 GiB peak at Phi-3-mini size); ``tests/targets/test_calibration_stats.py`` holds them equal to what the recording
     gives.
     """
     import numpy as np
