@@ -1,10 +1,16 @@
-"""Shared fixtures: the embedded model (built once per session), a fake Hub on loopback, params helpers."""
+"""Shared fixtures: the embedded model (built once per session), a fake Hub on loopback, params helpers.
+
+The suite runs on pytest-xdist workers (``-n auto --dist loadfile``: a file's module fixtures stay on one worker).
+What is expensive and read-only — the build cache, the embedded model, the built project — is made once for all
+workers (``shared_once``); a worker that changes the built project gets its own copy of it.
+"""
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +28,54 @@ use_portable_cpu_math()
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _shared_root(tmp_path_factory) -> Path | None:
+    """The folder every xdist worker of this run sees (None without workers: the session is alone)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    return tmp_path_factory.getbasetemp().parent
+
+
+def shared_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """``name``'s folder, made by ``make`` once per test run: the first worker to ask makes it under a file
+    lock, the others wait and read it (a ``.done`` marker: a worker that failed half-way leaves no result)."""
+    root = _shared_root(tmp_path_factory)
+    if root is None:
+        out = tmp_path_factory.mktemp(name)
+        make(out)
+        return out
+    from filelock import FileLock
+
+    out, done = root / f"shared-{name}", root / f"shared-{name}.done"
+    with FileLock(str(root / f"shared-{name}.lock")):
+        if not done.exists():
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir()
+            make(out)
+            done.touch()
+    return out
+
+
+# The slowest test files first (measured: a whole suite's --durations, 2-core Xeon, 2026-12-05), so that the
+# xdist workers, handed whole files in collection order, do not end with one long file running alone.
+SLOW_FIRST = (
+    "tests/validate/test_family_variants.py",  # 258 s
+    "tests/ci/test_publish_workflow.py",  # 216 s
+    "tests/search/test_search_dvc.py",  # 172 s
+    "tests/test_same_bytes.py",  # 135 s
+    "tests/npu_lib/test_route.py",  # 135 s
+    "tests/bench/test_bench.py",  # 115 s of its own
+    "tests/faults/test_full_disk.py",  # 119 s
+    "tests/test_pipeline_dvc.py",  # 116 s
+    "tests/faults/test_kill.py",  # 99 s
+    "tests/test_publish.py",  # 84 s
+    "tests/test_install.py",  # 64 s
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: files keep their order
     if os.environ.get("AIPC_HEAVY") == "1":
         return
     skip = pytest.mark.skip(reason="heavy (full-size) test: set AIPC_HEAVY=1 to run")
@@ -33,8 +86,14 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(scope="session", autouse=True)
 def aipc_cache(tmp_path_factory) -> Path:
-    """One build cache for the whole session (the embedded model is trained once, ~45 s)."""
-    path = Path(os.environ.get("AIPC_TEST_CACHE") or tmp_path_factory.mktemp("aipc-cache"))
+    """One build cache for the whole test run, every worker's (the embedded model is trained once, ~45 s; the
+    cache is machine-wide by design, shared by concurrent checkouts)."""
+    shared = _shared_root(tmp_path_factory)
+    path = Path(
+        os.environ.get("AIPC_TEST_CACHE")
+        or (shared / "aipc-cache" if shared else tmp_path_factory.mktemp("aipc-cache"))
+    )
+    path.mkdir(parents=True, exist_ok=True)
     os.environ["AIPC_CACHE"] = str(path)
     return path
 
@@ -57,9 +116,7 @@ def embedded_dir(tmp_path_factory, raw_params) -> Path:
     from pipeline.sources import fetch_source
 
     params = validate_params(raw_params)
-    out = tmp_path_factory.mktemp("embedded")
-    fetch_source(params, out)
-    return out
+    return shared_once(tmp_path_factory, "embedded", lambda out: fetch_source(params, out))
 
 
 @pytest.fixture
@@ -135,17 +192,25 @@ def build(artifacts_root, default_params):
 @pytest.fixture(scope="session")
 def repro_project(tmp_path_factory, embedded_dir) -> Path:
     """A fresh copy of the project after a full `dvc repro` (shared by the DVC and publish tests; tests that
-    change params restore them and repro again, which DVC's run cache makes cheap)."""
+    change params restore them and repro again, which DVC's run cache makes cheap). Built once per test run;
+    each xdist worker changes its own copy of it (70 MB, copied in a second, as the fault tests' copies)."""
     import time
 
     from tests.test_dvc_source import dvc, project_copy
 
-    proj = project_copy(tmp_path_factory.mktemp("pipeline") / "proj")
-    t0 = time.monotonic()
-    proc = dvc(["repro"], proj)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (proj / ".first_repro_seconds").write_text(f"{time.monotonic() - t0:.1f}")
-    return proj
+    def make(folder: Path) -> None:
+        proj = project_copy(folder / "proj")
+        t0 = time.monotonic()
+        proc = dvc(["repro"], proj)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        (proj / ".first_repro_seconds").write_text(f"{time.monotonic() - t0:.1f}")
+
+    built = shared_once(tmp_path_factory, "pipeline", make) / "proj"
+    if _shared_root(tmp_path_factory) is None:
+        return built
+    mine = tmp_path_factory.mktemp("pipeline") / "proj"
+    shutil.copytree(built, mine, symlinks=True)
+    return mine
 
 
 @contextmanager
@@ -186,7 +251,8 @@ def variant(tmp_path_factory, raw_params):
             raw["model"] = model
             params = validate_params(raw)
             root = tmp_path_factory.mktemp(model)
-            fetch_source(params, _mk(layout.source_dir(root)))
+            source = shared_once(tmp_path_factory, f"source-{model}", lambda out, p=params: fetch_source(p, out))
+            shutil.copytree(source, layout.source_dir(root))
             export_fp_ir(layout.source_dir(root), _mk(layout.ov_ir_dir(root)))
             build_reference(params, layout.source_dir(root), _mk(layout.reference_dir(root)))
             _VARIANTS[model] = (params, root)
