@@ -232,27 +232,42 @@ def edited_params(project: Path, old: str, new: str) -> Iterator[None]:
         assert restored.returncode == 0, restored.stdout[-2000:] + restored.stderr[-2000:]
 
 
+def _variant_params(raw_params: dict, model: str):
+    from pipeline.params import validate_params
+
+    raw = copy.deepcopy(raw_params)
+    raw["model"] = model
+    return validate_params(raw)
+
+
+@pytest.fixture(scope="session")
+def variant_source(tmp_path_factory, raw_params):
+    """variant_source(model) → that `models` entry's source folder (read-only by convention), made once per run."""
+    from pipeline.sources import fetch_source
+
+    def _source(model: str) -> Path:
+        params = _variant_params(raw_params, model)
+        return shared_once(tmp_path_factory, f"source-{model}", lambda out: fetch_source(params, out))
+
+    return _source
+
+
 _VARIANTS: dict = {}
 
 
 @pytest.fixture(scope="session")
-def variant(tmp_path_factory, raw_params):
+def variant(tmp_path_factory, raw_params, variant_source):
     """variant(model) → (params, artifacts root) with source, shared IR and reference built for that `models`
     entry (e.g. the embedded LongRoPE or Phi-4-mini shape), once per session."""
     from pipeline import layout
     from pipeline.openvino_ir.export import export_fp_ir
-    from pipeline.params import validate_params
-    from pipeline.sources import fetch_source
     from pipeline.validate.reference import build_reference
 
     def _variant(model: str):
         if model not in _VARIANTS:
-            raw = copy.deepcopy(raw_params)
-            raw["model"] = model
-            params = validate_params(raw)
+            params = _variant_params(raw_params, model)
             root = tmp_path_factory.mktemp(model)
-            source = shared_once(tmp_path_factory, f"source-{model}", lambda out, p=params: fetch_source(p, out))
-            shutil.copytree(source, layout.source_dir(root))
+            shutil.copytree(variant_source(model), layout.source_dir(root))
             export_fp_ir(layout.source_dir(root), _mk(layout.ov_ir_dir(root)))
             build_reference(params, layout.source_dir(root), _mk(layout.reference_dir(root)))
             _VARIANTS[model] = (params, root)

@@ -41,6 +41,7 @@ from pipeline.targets.base import ModelDims, RuntimeOptions
 from pipeline.validate import checks, parity
 from pipeline.validate import gates as gate_checks
 from pipeline.validate import metrics as m
+from pipeline.validate.decode import decoder
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,8 @@ def validate_target(params: Params, name: str, out_dir: Path, root: Path = layou
         effective = dict(runner.effective)
         runner.close()
 
-    tokenizer = _decoder(target_dir)
-    texts = [tokenizer.decode(o, skip_special_tokens=True) for o in free.outputs]
+    decode = decoder(target_dir)
+    texts = [decode(o) for o in free.outputs]
     pairs = [(r.output_ids, o) for r, o in zip(rows, free.outputs, strict=True)]
     ref_ppl = heldout.perplexity
     similarity = None
@@ -268,9 +269,3 @@ def raise_if_failed(result: ValidationResult) -> None:
 
 def _artifact_size(target_dir: Path) -> int:
     return sum(p.stat().st_size for p in target_dir.rglob("*") if p.is_file() and p.name != TargetRecord.FILE)
-
-
-def _decoder(target_dir: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(target_dir)

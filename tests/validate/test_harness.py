@@ -153,3 +153,35 @@ def test_perplexity_read_from_the_long_run_is_what_its_own_pass_gives(name, buil
         runner.close()
     assert scored is not None and scored[1] == alone[1] == heldout.count
     assert abs(scored[0] - alone[0]) < 1e-4 * alone[0]
+
+
+def test_validation_imports_neither_torch_nor_transformers(build, artifacts_root, tmp_path):
+    """Decoding the answers and the MiniLM similarity took PyTorch, transformers and sentence-transformers into
+    the validate stage: 5 of its 8 s on the embedded model (measured). Held: an OpenVINO and an ORT target
+    validated in a fresh process, the similarity measured, none of them imported."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for name in ("ov-int4", "ort-cpu-int4"):
+        build(name)
+    code = f"""
+import json, sys
+from pathlib import Path
+from pipeline.numerics import use_portable_cpu_math
+use_portable_cpu_math()
+from pipeline.params import load_params
+from pipeline.validate.harness import validate_target
+params = load_params(Path({str(ROOT / "params.yaml")!r}))
+sims = []
+for name in ("ov-int4", "ort-cpu-int4"):
+    out = Path({str(tmp_path)!r}) / name
+    out.mkdir()
+    sims.append(validate_target(params, name, out, Path({str(artifacts_root)!r})).quality.similarity)
+print(json.dumps({{"sims": sims, "heavy": [m for m in ("torch", "transformers", "sentence_transformers") if m in sys.modules]}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all(s is not None and 0 < s <= 1 for s in seen["sims"]) and seen["heavy"] == [], seen
