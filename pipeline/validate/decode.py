@@ -4,8 +4,9 @@ gives it (what the reference stage decoded its answers with), without importing 
 transformers (5.x) decodes a tokenizers-backed tokenizer with the backend's own ``decode`` and then, only where
 ``tokenizer_config.json`` sets ``clean_up_tokenization_spaces``, its clean-up of spaces before punctuation.
 Importing transformers and PyTorch for that cost the validate stage ~5 s of its ~8 s on the embedded model
-(measured); ``tests/validate/test_decode.py`` holds the text equal to AutoTokenizer's on every tokenizer family
-the pipeline builds (Llama-style SentencePiece, Phi-4-mini's byte-level BPE, the registry checkpoint's).
+(measured). The text is held equal to AutoTokenizer's on random id sequences, special and added tokens included:
+the embedded models' Llama-style SentencePiece BPE (default, LongRoPE and Phi-4-mini variants,
+``tests/validate/test_decode.py``) and the registry checkpoint's GPT-2 byte-level BPE (``tests/sources/test_package.py``).
 """
 
 from __future__ import annotations
