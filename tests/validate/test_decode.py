@@ -16,12 +16,9 @@ from pipeline.validate.decode import decoder
 def random_ids(tokenizer, count: int, seed: int = 0) -> list[list[int]]:
     """Id sequences over the whole vocabulary, added tokens included, a tenth of them special."""
     rng = random.Random(seed)
-    specials = tokenizer.all_special_ids
+    specials, size = tokenizer.all_special_ids, len(tokenizer)  # len() builds the vocabulary: ask once
     return [
-        [
-            rng.choice(specials) if rng.random() < 0.1 else rng.randrange(len(tokenizer))
-            for _ in range(rng.randint(0, 40))
-        ]
+        [rng.choice(specials) if rng.random() < 0.1 else rng.randrange(size) for _ in range(rng.randint(0, 40))]
         for _ in range(count)
     ]
 
