@@ -57,7 +57,10 @@ def shared_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Pa
 
 
 # The slowest test files first (measured: a whole suite's --durations, 2-core Xeon, 2026-12-05), so that the
-# xdist workers, handed whole files in collection order, do not end with one long file running alone.
+# xdist workers, handed whole files in collection order (pyproject: --no-loadscope-reorder; xdist's default
+# hands out the files with the most tests first), do not end with one long file running alone. The family
+# variants go first: their sources (minutes of training each) are then ready when the variants' other tests
+# (reference, long context, collected late) need them.
 SLOW_FIRST = (
     "tests/validate/test_family_variants.py",  # 258 s
     "tests/ci/test_publish_workflow.py",  # 216 s
