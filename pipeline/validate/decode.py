@@ -30,7 +30,13 @@ def decoder(folder: Path) -> Callable[[Sequence[int]], str]:
     """``decode(ids)`` for the tokenizer in ``folder`` (its tokenizer.json and tokenizer_config.json)."""
     from tokenizers import Tokenizer
 
-    backend = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    from pipeline.errors import PipelineError
+
+    path = folder / "tokenizer.json"
+    if not path.is_file():  # every family's build writes it; a folder without it was damaged after the build
+        raise PipelineError(f"{folder} has no tokenizer.json to decode the answers with",
+                            fix=f"rebuild the target: dvc repro -f -s build@{folder.name}")  # fmt: skip
+    backend = Tokenizer.from_file(str(path))
     config_file = folder / "tokenizer_config.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     clean_up = bool(config.get("clean_up_tokenization_spaces", False))  # transformers 5's default: False

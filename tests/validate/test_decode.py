@@ -45,3 +45,13 @@ def test_the_configs_clean_up_of_spaces_is_applied(embedded_dir, tmp_path):
     ids = hf.encode("Hello , world . Is n't it ? Yes !", add_special_tokens=False)
     assert hf.decode(ids, skip_special_tokens=True) == decoder(tmp_path)(ids) == "Hello, world. Isn't it? Yes!"
     assert_same_text(tmp_path, 500)
+
+
+def test_a_target_without_its_tokenizer_is_one_line(tmp_path):
+    from pipeline.errors import PipelineError
+
+    folder = tmp_path / "ov-int4"
+    folder.mkdir()
+    with pytest.raises(PipelineError, match=r"ov-int4 has no tokenizer.json") as caught:
+        decoder(folder)
+    assert "dvc repro -f -s build@ov-int4" in str(caught.value.fix)
