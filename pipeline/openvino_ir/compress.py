@@ -13,7 +13,7 @@ from typing import Any
 
 from pipeline.errors import BuildError
 from pipeline.mapped_pages import ReleasingPages
-from pipeline.openvino_ir import MODEL_XML
+from pipeline.openvino_ir import MODEL_XML, scale_estimation
 from pipeline.openvino_ir.save import save_ir
 from pipeline.targets.compression import Calibration, Compression
 
@@ -53,6 +53,7 @@ def compress(
     from optimum.intel.openvino.quantization import _weight_only_quantization
 
     config = quantization_config(settings, bits)
+    scale_estimation.install()  # NNCF's scale estimation, the same bytes in cache-sized slices
     if statistics is not None:
         config.statistics_path = str(statistics)
     model = ov.Core().read_model(ir_dir / MODEL_XML)
