@@ -35,6 +35,14 @@ class StageNeed:
     disk: int  # bytes the stage adds to the disk (artifacts + DVC cache)
     basis: str  # what the figure is made of, for `aipc doctor`
     scratch: int = 0  # temporary disk on top of ``disk`` while the stage runs
+    # Peak RAM when the stage runs alone (``dvc repro STAGE``) and must collect what, in a whole repro, an earlier
+    # stage collects for it; None when that is ``ram``. The pre-check holds a stage to this, never to less.
+    ram_alone: int | None = None
+
+    @property
+    def ram_any_order(self) -> int:
+        """The peak whatever ran before: what a stage run on its own, or beside others, must find free."""
+        return max(self.ram, self.ram_alone or 0)
 
 
 def source_weights(params: Params, root: Path = layout.ARTIFACTS) -> int:
@@ -143,11 +151,26 @@ def plan(
     names = list(params.targets)
     est = {n: params.family(n).estimate(params.target(n).build, w) if params.target(n).enabled else None for n in names}
     off = "disabled: a record only"
+    collector: dict[str, str] = {}  # what builds share (calibration statistics) -> the first build, which collects it
     for n, e in est.items():
+        if e is None:
+            out.append(StageNeed(f"build@{n}", LIGHT, 0, off))
+            continue
+        first = collector.setdefault(e.shares, n) if e.shares else n
+        if first == n or e.ram_when_shared is None:
+            out.append(
+                StageNeed(f"build@{n}", max(e.ram, FLOOR), copies * e.disk, "the family's measured ratios", e.scratch)
+            )
+            continue
         out.append(
-            StageNeed(f"build@{n}", max(e.ram, FLOOR), copies * e.disk, "the family's measured ratios", e.scratch)
-            if e
-            else StageNeed(f"build@{n}", LIGHT, 0, off)
+            StageNeed(
+                f"build@{n}",
+                max(e.ram_when_shared, FLOOR),
+                copies * e.disk,
+                f"the family's measured ratios, reading the statistics build@{first} collects (the build cache)",
+                e.scratch,
+                ram_alone=max(e.ram, FLOOR),
+            )
         )
     # transformers: the bf16 checkpoint memory-mapped, each Linear up-cast to fp32 on the fly (pipeline.runners.hf)
     # the bf16 checkpoint mapped, one layer widened to fp32 at a time, and the long run's activations
@@ -180,7 +203,7 @@ def require(params: Params, stage: str, where: Path) -> None:
     need = need_of(params, stage)
     if need is None:
         return
-    resources.require_ram(need.ram, stage)
+    resources.require_ram(need.ram_any_order, stage)
     fsutil.require_disk(where, need.disk + need.scratch, stage)
 
 

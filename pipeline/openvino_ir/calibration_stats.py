@@ -59,7 +59,7 @@ PORTABLE_ONEDNN = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
 
 def cacheable(settings: Compression) -> bool:
     """True when NNCF needs only statistics of the data (not the data itself) for these settings."""
-    return settings.data_aware and not settings.gptq and not settings.lora_correction
+    return settings.shared_statistics is not None
 
 
 def key(ir_dir: Path, tokenizer_dir: Path, settings: Compression, texts: list[str]) -> str:

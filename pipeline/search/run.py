@@ -69,7 +69,7 @@ def workers(params: Params, target: str, points: int, cores: int | None = None, 
     no more than the free RAM holds at the target's larger stage estimate."""
     cores = cores or psutil.cpu_count(logical=False) or 1
     free = free if free is not None else resources.available_ram()
-    needs = {n.stage: n.ram for n in resource_plan.plan(params)}
+    needs = {n.stage: n.ram_any_order for n in resource_plan.plan(params)}  # points run side by side
     per_point = max(needs.get(f"build@{target}", 0), needs.get(f"validate@{target}", 0), 1)
     return max(1, min(points, cores // 2 or 1, free // per_point))
 

@@ -154,6 +154,10 @@ class Estimate(NamedTuple):
     # the logits held.
     kv_element_bytes: int = 4
     logits_copies: int = 1
+    # A build whose peak is collecting data it shares with other builds (the OpenVINO families' calibration
+    # statistics of the shared IR): what it shares, by key, and its peak when an earlier build has collected them.
+    shares: str | None = None
+    ram_when_shared: int | None = None
 
 
 @dataclass

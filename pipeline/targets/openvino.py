@@ -16,7 +16,7 @@ from pydantic import Field
 from pipeline import layout
 from pipeline.records import BuildFacts
 from pipeline.targets.base import BuildContext, Check, Estimate, ModelDims, RuntimeOptions, group_size_problems, scaled
-from pipeline.targets.compression import CALIBRATION_RAM_RATIO, DATA_AWARE, Compression
+from pipeline.targets.compression import CALIBRATION_RAM_RATIO, DATA_AWARE, READING_STATISTICS_RAM_RATIO, Compression
 
 RUNTIME = "openvino-genai"
 RUNTIME_PACKAGES = ("openvino", "openvino-tokenizers", "openvino-genai")
@@ -57,6 +57,7 @@ def estimate(settings: Settings, weights: int) -> Estimate:
     ram = 0.65 if quantized else 0.8
     if settings.data_aware:
         ram = max(ram, CALIBRATION_RAM_RATIO)
+    shares = settings.shared_statistics if quantized else None
     return Estimate(
         scaled(1.6 if quantized else 0.45, ram, weights),  # NNCF's import is most of a small build
         int(size * weights),
@@ -68,6 +69,8 @@ def estimate(settings: Settings, weights: int) -> Estimate:
         # long run's logits are reduced chunk by chunk, never held whole (runners.ov_genai.logits_chunks)
         kv_element_bytes=4,
         logits_copies=0,
+        shares=shares,
+        ram_when_shared=scaled(1.6, READING_STATISTICS_RAM_RATIO, weights) if shares else None,
     )
 
 
