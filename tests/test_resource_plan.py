@@ -134,5 +134,5 @@ def test_the_build_that_reads_shared_statistics_is_planned_at_its_own_peak_and_s
     # the stage's own pre-check: 6 GiB free holds the planned 4.6 GiB but not collecting the statistics
     monkeypatch.setattr(resource_plan, "source_weights", lambda p, root=None: PHI3_MINI)
     monkeypatch.setattr(resources, "available_ram", lambda: 6 * 2**30)
-    with pytest.raises(ResourceError, match="build@ov-npu-int4 needs about 8.5 GiB"):
+    with pytest.raises(ResourceError, match=r"build@ov-npu-int4 needs about 8\.5 GiB"):
         resource_plan.require(params, "build@ov-npu-int4", tmp_path)
