@@ -114,15 +114,15 @@ def test_the_build_that_reads_shared_statistics_is_planned_at_its_own_peak_and_s
     monkeypatch, tmp_path
 ):
     """In one repro build@ov-npu-int4 reads the calibration statistics build@ov-int4 collected (measured 4.58 GiB
-    at Phi-3-mini size against the 8.5 GiB of collecting them, which the plan used to predict: -38 %, outside the
-    benchmark's 15 %). Run on its own it collects them, so its pre-check keeps the collecting peak."""
+    alone and 5.78 GiB under DVC at Phi-3-mini size, against the 8.5 GiB of collecting them that the plan used to
+    predict). Run on its own it collects them, so its pre-check keeps the collecting peak."""
     from pipeline.errors import ResourceError
 
     params = load_params(ROOT / "params.yaml")
     plan = {n.stage: n for n in resource_plan.plan(params, PHI3_MINI, 1)}
     first, second = plan["build@ov-int4"], plan["build@ov-npu-int4"]
     assert 8 * 2**30 < first.ram < 9 * 2**30 and first.ram_alone is None
-    assert 4.3 * 2**30 < second.ram < 4.9 * 2**30 and "build@ov-int4 collects" in second.basis
+    assert 4.5 * 2**30 < second.ram < first.ram - 2 * 2**30 and "build@ov-int4 collects" in second.basis
     assert second.ram_alone == first.ram == second.ram_any_order
     # other calibration text or settings: other statistics, each build collects its own
     other = {n.stage: n for n in resource_plan.plan(_with_target(params, "ov-npu-int4", calibration={"samples": 32}),
@@ -131,8 +131,8 @@ def test_the_build_that_reads_shared_statistics_is_planned_at_its_own_peak_and_s
     # GPTQ runs the model on the data itself: ov-int4 then shares nothing and ov-npu-int4 collects
     gptq = {n.stage: n for n in resource_plan.plan(_with_target(params, "ov-int4", gptq=True), PHI3_MINI, 1)}
     assert gptq["build@ov-npu-int4"].ram == first.ram and gptq["build@ov-npu-int4"].ram_alone is None
-    # the stage's own pre-check: 6 GiB free holds the planned 4.6 GiB but not collecting the statistics
+    # the stage's own pre-check: 6.5 GiB free holds the planned 5.8 GiB but not collecting the statistics
     monkeypatch.setattr(resource_plan, "source_weights", lambda p, root=None: PHI3_MINI)
-    monkeypatch.setattr(resources, "available_ram", lambda: 6 * 2**30)
+    monkeypatch.setattr(resources, "available_ram", lambda: int(6.5 * 2**30))
     with pytest.raises(ResourceError, match=r"build@ov-npu-int4 needs about 8\.5 GiB"):
         resource_plan.require(params, "build@ov-npu-int4", tmp_path)

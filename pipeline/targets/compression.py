@@ -36,8 +36,9 @@ DATA_FREE = "none"
 CALIBRATION_RAM_RATIO = 0.97
 # The same build when an earlier one collected the statistics it reads (the build cache): NNCF's compression alone,
 # scale estimation sliced (pipeline.openvino_ir.scale_estimation). Measured at Phi-3-mini size with a 1.6 GiB
-# floor: ov-int4 4.38 GiB (0.39), ov-npu-int4 4.58 GiB (0.42).
-READING_STATISTICS_RAM_RATIO = 0.42
+# floor: run by itself, ov-int4 4.38 GiB (0.39) and ov-npu-int4 4.58 GiB (0.42); ov-npu-int4 under DVC in the
+# main job's run 5, 5.78 GiB (0.59). The higher one.
+READING_STATISTICS_RAM_RATIO = 0.59
 
 
 class Compression(StrictSettings):

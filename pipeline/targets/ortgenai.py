@@ -108,18 +108,22 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 def estimate(settings: Settings, weights: int) -> Estimate:
     """(peak RAM, output disk), ratios to the bf16 checkpoint size measured on Phi-3-mini."""
     io32 = settings.execution_provider == "cpu"
-    # int4: 2.72 GB (CPU: fp32 embeddings and I/O) and 2.12 GB (DML: fp16) for 7.64 GB of bf16, measured
-    size = {"int4": 0.356 if io32 else 0.278, "int8": 0.6, "fp16": 1.0, "bf16": 1.0, "fp32": 2.0}[settings.precision]
+    # int4 (k-quant, block 16, lm_head in int4 too): 3.81 GB (CPU: fp32 embeddings and I/O) and 2.99 GB (DML:
+    # fp16) for 7.64 GB of bf16, measured in the Phi-3-mini main job's run 5
+    size = {"int4": 0.50 if io32 else 0.39, "int8": 0.6, "fp16": 1.0, "bf16": 1.0, "fp32": 2.0}[settings.precision]
     if settings.low_memory:
-        ram = 0.63 if io32 else 0.29  # Phi-3-mini main job: 5.10 / 2.69 GiB
+        # Phi-3-mini main job run 5: 6.23 / 5.35 GiB with onnxruntime's k-quant over slices on every core
+        # (run 4, the builder's own RTN at block 32: 5.10 / 2.69 GiB)
+        ram = 0.80 if io32 else 0.67
     else:
         ram = 3.1 if io32 else 2.4
     return Estimate(
         scaled(0.6, ram, weights),
         int(size * weights),
         # onnxruntime holds the weights once (fp32 CPU I/O adds the fp32 activations and logits); the fp16 DML
-        # graph validated on the CPU provider (no DirectML here) holds more: Phi-3-mini main job 7.66 GiB
-        scaled(0.8, size + (0.17 if io32 else 0.34), weights),
+        # graph validated on the CPU provider (no DirectML here) holds more. Phi-3-mini main job run 5 (k-quant
+        # block 16): 9.83 GiB CPU, 9.32 GiB DML with the 4096-token run (run 4, RTN block 32: 8.88 / 7.66 GiB)
+        scaled(0.8, size + (0.21 if io32 else 0.46), weights),
         # the builder's unquantised model on disk before quantisation: fp32 for CPU I/O, fp16 for DML
         # (measured on Phi-3-mini: +15.3 GB and +7.6 GB at the peak)
         int((2.0 if io32 else 1.0) * weights),
