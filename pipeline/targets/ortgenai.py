@@ -108,8 +108,8 @@ def preflight(settings: Settings, dims: ModelDims | None) -> list[str]:
 def estimate(settings: Settings, weights: int) -> Estimate:
     """(peak RAM, output disk), ratios to the bf16 checkpoint size measured on Phi-3-mini."""
     io32 = settings.execution_provider == "cpu"
-    # int4 (k-quant, block 16, lm_head in int4 too): 3.81 GB (CPU: fp32 embeddings and I/O) and 2.99 GB (DML:
-    # fp16) for 7.64 GB of bf16, measured in the Phi-3-mini main job's run 5
+    # int4 (k-quant block 16, lm_head and the sensitive MatMuls int8): 3.81 GB (CPU: fp32 embeddings and I/O) and
+    # 2.99 GB (DML: fp16) for 7.64 GB of bf16, measured in the Phi-3-mini main job's run 5
     size = {"int4": 0.50 if io32 else 0.39, "int8": 0.6, "fp16": 1.0, "bf16": 1.0, "fp32": 2.0}[settings.precision]
     if settings.low_memory:
         # Phi-3-mini main job run 5: 6.23 / 5.35 GiB with onnxruntime's k-quant over slices on every core
