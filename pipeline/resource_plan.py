@@ -157,19 +157,16 @@ def plan(
             out.append(StageNeed(f"build@{n}", LIGHT, 0, off))
             continue
         first = collector.setdefault(e.shares, n) if e.shares else n
-        if first == n or e.ram_when_shared is None:
-            out.append(
-                StageNeed(f"build@{n}", max(e.ram, FLOOR), copies * e.disk, "the family's measured ratios", e.scratch)
-            )
-            continue
+        shared = e.ram_when_shared if first != n else None
+        basis = f", reading the statistics build@{first} collects (the build cache)" if shared else ""
         out.append(
             StageNeed(
                 f"build@{n}",
-                max(e.ram_when_shared, FLOOR),
+                max(shared or e.ram, FLOOR),
                 copies * e.disk,
-                f"the family's measured ratios, reading the statistics build@{first} collects (the build cache)",
+                "the family's measured ratios" + basis,
                 e.scratch,
-                ram_alone=max(e.ram, FLOOR),
+                ram_alone=max(e.ram, FLOOR) if shared else None,
             )
         )
     # transformers: the bf16 checkpoint memory-mapped, each Linear up-cast to fp32 on the fly (pipeline.runners.hf)

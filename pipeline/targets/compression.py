@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from pipeline.targets.base import StrictSettings
+from pipeline.targets.base import StrictSettings, scaled
 
 
 class Calibration(StrictSettings):
@@ -100,3 +100,10 @@ class Compression(StrictSettings):
         if not self.data_aware or self.gptq or self.lora_correction:
             return None
         return f"calibration statistics {self.calibration.model_dump_json()}"
+
+
+def statistics_sharing(settings: Compression, weights: int) -> dict[str, str | int | None]:
+    """The ``Estimate`` fields of a build that shares the calibration statistics it reads (``shares``, and its
+    peak when an earlier build collected them, ``ram_when_shared``); both None when it shares none."""
+    shares = settings.shared_statistics
+    return {"shares": shares, "ram_when_shared": scaled(1.6, READING_STATISTICS_RAM_RATIO, weights) if shares else None}

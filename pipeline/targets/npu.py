@@ -37,7 +37,7 @@ from pipeline.targets.base import (
     group_size_problems,
     scaled,
 )
-from pipeline.targets.compression import CALIBRATION_RAM_RATIO, READING_STATISTICS_RAM_RATIO, Compression
+from pipeline.targets.compression import CALIBRATION_RAM_RATIO, Compression, statistics_sharing
 
 log = logging.getLogger(__name__)
 
@@ -128,15 +128,13 @@ def estimate(settings: Settings, weights: int) -> Estimate:
     ram = max(0.45, CALIBRATION_RAM_RATIO) if settings.data_aware else 0.45  # Phi-3-mini, data-free: 4.8 GiB
     # validated on CPU without an NPU: the plugin's repacked channel-wise int4 weights + activations; the OpenVINO
     # runner reduces a long run's logits chunk by chunk (none held whole)
-    shares = settings.shared_statistics
     return Estimate(
         scaled(1.6, ram, weights),
         int(0.27 * weights),
         scaled(0.85, 0.4, weights),
         kv_element_bytes=4,
         logits_copies=0,
-        shares=shares,
-        ram_when_shared=scaled(1.6, READING_STATISTICS_RAM_RATIO, weights) if shares else None,
+        **statistics_sharing(settings, weights),
     )
 
 

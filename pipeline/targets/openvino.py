@@ -16,7 +16,7 @@ from pydantic import Field
 from pipeline import layout
 from pipeline.records import BuildFacts
 from pipeline.targets.base import BuildContext, Check, Estimate, ModelDims, RuntimeOptions, group_size_problems, scaled
-from pipeline.targets.compression import CALIBRATION_RAM_RATIO, DATA_AWARE, READING_STATISTICS_RAM_RATIO, Compression
+from pipeline.targets.compression import CALIBRATION_RAM_RATIO, DATA_AWARE, Compression, statistics_sharing
 
 RUNTIME = "openvino-genai"
 RUNTIME_PACKAGES = ("openvino", "openvino-tokenizers", "openvino-genai")
@@ -53,12 +53,11 @@ def estimate(settings: Settings, weights: int) -> Estimate:
     size = {"fp32": 2.0, "fp16": 1.0, "int8": 0.52, "int4": 0.37}[fmt]
     quantized = fmt in ("int4", "int8")
     # Phi-3-mini main job: 6.2 GiB int4 data-free (run 4: the IR's pages given back as NNCF reads them); fp16
-    # 7.52 GiB in run 5 (6.09 in run 4): the converted IR is read back and saved with canonical node names
-    # (``save.save_ir``), which maps every weight page of it
+    # 7.52 GiB in run 5 (6.09 in run 4). Not traced; likely the converted IR read back and saved with canonical
+    # node names since run 4 (``save.save_ir``), which maps its weight pages
     ram = 0.65 if quantized else 1.0
     if settings.data_aware:
         ram = max(ram, CALIBRATION_RAM_RATIO)
-    shares = settings.shared_statistics if quantized else None
     return Estimate(
         scaled(1.6 if quantized else 0.45, ram, weights),  # NNCF's import is most of a small build
         int(size * weights),
@@ -70,8 +69,7 @@ def estimate(settings: Settings, weights: int) -> Estimate:
         # long run's logits are reduced chunk by chunk, never held whole (runners.ov_genai.logits_chunks)
         kv_element_bytes=4,
         logits_copies=0,
-        shares=shares,
-        ram_when_shared=scaled(1.6, READING_STATISTICS_RAM_RATIO, weights) if shares else None,
+        **statistics_sharing(settings, weights),
     )
 
 
