@@ -42,7 +42,9 @@ class Settings(StrictSettings):
     )
     block_size: Literal[16, 32, 64, 128, 256] = Field(32, description="MatMulNBits block size (DML: 128).")
     accuracy_level: Literal[0, 1, 2, 3, 4] = Field(
-        4, description="MatMulNBits compute type: 4 = int8 activations (CPU), 0 = EP default (DML)."
+        4,
+        description="MatMulNBits compute type on ONNX Runtime's CPU provider: 4 = int8 activations, 0 = the input "
+        "type's. DirectML does not read it (dequantize + GEMM at any level).",
     )
     is_symmetric: bool = True
     algo: Literal["default", "rtn", "k_quant"] = Field(
