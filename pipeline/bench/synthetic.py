@@ -88,11 +88,17 @@ def make_phi3_mini_shaped(out: Path, tokenizer_from: Path, seed: int = 0, shard_
 
 
 def tokenizer_source(project_root: Path) -> Path:
-    """A folder with the embedded model's tokenizer and config (built on demand, offline)."""
+    """A folder with the embedded model's tokenizer and config (built on demand, offline).
+
+    The project's source folder only when it holds the embedded model: with another model selected it holds that
+    model's tokenizer and config (measured: smollm2-135m's 49152-token vocabulary and tied embeddings made a
+    bench model whose reference stage failed with an IndexError)."""
     from pipeline import cache, layout
+    from pipeline.records import SourceRecord
 
     src = project_root / layout.source_dir()
-    if (src / "tokenizer.json").is_file():
+    borrowed = (src / "tokenizer.json").is_file() and (src / SourceRecord.FILE).is_file()
+    if borrowed and SourceRecord.read(src).model == "embedded":
         return src
     from pipeline.params import load_params
     from pipeline.sources import embedded

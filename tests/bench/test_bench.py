@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -168,3 +169,20 @@ def test_the_main_jobs_dvc_runs_this_environments_python(monkeypatch):
                          text=True)  # fmt: skip
     assert out.stdout.strip() == sys.prefix
     assert subprocess.run(["sh", "-c", "command -v dvc"], env=env, capture_output=True).returncode == 0
+
+
+def test_the_synthetic_model_borrows_the_embedded_tokenizer_only(embedded_dir, tmp_path, monkeypatch):
+    from pipeline import cache
+    from pipeline.bench.synthetic import tokenizer_source
+    from pipeline.records import SourceRecord
+
+    project = tmp_path / "proj"
+    shutil.copytree(embedded_dir, project / "artifacts/source")
+    assert SourceRecord.read(project / "artifacts/source").model == "embedded"
+    assert tokenizer_source(project) == project / "artifacts/source"
+    # another model selected: its source folder is not borrowed, the embedded model's is made in the cache
+    record = SourceRecord.read(project / "artifacts/source").model_copy(update={"model": "smollm2-135m"})
+    (project / "artifacts/source" / SourceRecord.FILE).write_text(record.model_dump_json())
+    monkeypatch.setattr(cache, "bench_tokenizer", lambda: tmp_path / "bench-tokenizer")
+    shutil.copytree(embedded_dir, tmp_path / "bench-tokenizer")  # as a first call would have made it
+    assert tokenizer_source(project) == tmp_path / "bench-tokenizer"
