@@ -68,7 +68,7 @@ def _repro_watched(project: Path, out: Path) -> tuple[object, list[str], float]:
 
 def test_second_repro_is_a_quick_noop(project, tmp_path):
     # Without ruamel.yaml's C parser DVC parses params.yaml once per stage in pure Python: 2.8 s against 2.0 s
-    # here, and 3.1 s on CI, which failed the bound below. Hold the cause as well as the symptom.
+    # here, and 3.1 s on CI, which failed the wall-time bound this test had then. Hold the cause directly.
     from ruamel.yaml.main import CParser
 
     assert CParser is not None, "ruamel.yaml.clib is missing: pip install -r requirements.txt"
@@ -87,8 +87,8 @@ def test_second_repro_is_a_quick_noop(project, tmp_path):
     _, opened, cpu_again = _repro_watched(project, tmp_path / "opened-3.json")
     assert opened == [], opened
     # DVC's own overhead for 23 stages and 650 dependencies: 1.6-3.0 CPU-s on this 2-core machine alone, minutes
-    # apart, for the same no-op. CPU seconds, not wall: on CI the other xdist worker's threads share the 2 cores
-    # (4.1 s wall there for a no-op). The bound catches a gross regression; the checks above hold the causes.
+    # apart, for the same no-op. CPU seconds, not wall: the other xdist worker's threads share the 2 cores. The
+    # bound catches a gross regression; the checks above hold the causes.
     assert min(cpu, cpu_again) < 4.0, (cpu, cpu_again)
 
 

@@ -125,8 +125,8 @@ def estimate(settings: Settings, weights: int) -> Estimate:
         # onnxruntime holds the weights once (fp32 CPU I/O adds the fp32 activations and logits); the fp16 DML
         # graph validated on the CPU provider (no DirectML here) holds more. Phi-3-mini main job run 5 (k-quant
         # block 16): 9.83 GiB CPU, 9.32 GiB DML with the 4096-token run (run 4, RTN block 32: 8.88 / 7.66 GiB);
-        # the DML graph at accuracy level 4 (its int8-activation kernels, 2026-12-06, the stage alone at Phi-3-mini
-        # size): 11.29 GiB
+        # the DML graph at accuracy level 4 (2026-12-06, the stage alone at Phi-3-mini size): 11.29 GiB, what
+        # the level-4 kernels hold beyond level 0's not traced
         scaled(0.8, size + (0.21 if io32 else 0.74), weights),
         # the builder's unquantised model on disk before quantisation: fp32 for CPU I/O, fp16 for DML
         # (measured on Phi-3-mini: +15.3 GB and +7.6 GB at the peak)
