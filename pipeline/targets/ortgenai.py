@@ -114,9 +114,11 @@ def estimate(settings: Settings, weights: int) -> Estimate:
     # 2.99 GB (DML: fp16) for 7.64 GB of bf16, measured in the Phi-3-mini main job's run 5
     size = {"int4": 0.50 if io32 else 0.39, "int8": 0.6, "fp16": 1.0, "bf16": 1.0, "fp32": 2.0}[settings.precision]
     if settings.low_memory:
-        # Phi-3-mini main job run 5: 6.23 / 5.35 GiB with onnxruntime's k-quant over slices on every core
-        # (run 4, the builder's own RTN at block 32: 5.10 / 2.69 GiB)
-        ram = 0.80 if io32 else 0.67
+        # Phi-3-mini, the stage's build alone (2026-12-06, GNU time, the builder's child): 5.26 / 4.40 GiB with the
+        # vectorised k-quant writing its slices into place (pipeline.ort_builder.kquant); the original k-quant
+        # sliced, same session: 6.34 GiB CPU (the main job's run 5, process tree: 6.23 / 5.35 GiB; run 4, the
+        # builder's own RTN at block 32: 5.10 / 2.69 GiB)
+        ram = 0.66 if io32 else 0.54
     else:
         ram = 3.1 if io32 else 2.4
     return Estimate(
