@@ -97,7 +97,7 @@ def test_the_builders_entry_reaches_the_sliced_one(monkeypatch):
     assert installed is not ORIGINAL and installed.aipc_sliced and installed.aipc_vectorised
     kquant.install()  # twice is once
     assert weight_only.quant_tensor_k_quant_cpu is installed
-    w = weights((64 * 1024, 32), seed=1)  # 131072 groups of 16: 32 slices
+    w = weights((64 * 1024, 32), seed=1)  # 131072 groups of 16, 4096 to a row of w.T: 8 slices of 4 rows
     calls = []
     monkeypatch.setattr(weight_only, "quant_tensor_k_quant_cpu", lambda *a: calls.append(a) or installed(*a))
     got = weight_only.quant_tensor_k_quant_cuda(w.T, 4, 16)
