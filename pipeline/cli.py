@@ -365,7 +365,16 @@ def bench_main_job(
                     fix="pass the main-job.json of an earlier run (in its --work folder, kept with --keep)",
                 )
             saved = json.loads(Path(results_path).read_text())
-            model = Path(model_dir or Path(work) / "phi3-mini-shaped")
+            # the run's own model, kept beside its main-job.json, unless another folder is named
+            model = Path(model_dir) if model_dir else Path(results_path).parent / "phi3-mini-shaped"
+            if not (model / "config.json").is_file():
+                from pipeline.errors import PipelineError
+
+                raise PipelineError(
+                    f"--results: the plan needs the run's model and {model / 'config.json'} is missing",
+                    fix="pass --model with the Phi-3-mini-shaped folder the run used (kept with --keep)",
+                )
+            command = "aipc bench main-job"  # the page says how to reproduce the run, not where this copy's model is
             raw = full_size_params(yaml.safe_load(Path("params.yaml").read_text()), model)
             ws = Path(results_path).parent / "project"
             results = repredict(saved, raw, model, ws if ws.is_dir() else Path("."))

@@ -186,3 +186,35 @@ def test_the_synthetic_model_borrows_the_embedded_tokenizer_only(embedded_dir, t
     monkeypatch.setattr(cache, "bench_tokenizer", lambda: tmp_path / "bench-tokenizer")
     shutil.copytree(embedded_dir, tmp_path / "bench-tokenizer")  # as a first call would have made it
     assert tokenizer_source(project) == tmp_path / "bench-tokenizer"
+
+
+def test_results_render_reads_the_runs_own_model_and_names_no_local_path(tmp_path):
+    """``--results`` re-renders a saved run beside the plan: the model is looked for beside main-job.json (it
+    looked under the default --work and then spoke of params.yaml), a missing one is one line naming --model, and
+    the page's "Reproduce with" does not carry this copy's folder."""
+    import json
+    import subprocess
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = json.loads((ROOT / "docs" / "benchmarks.json").read_text())["main_job"]
+    (run / "main-job.json").write_text(json.dumps(saved))
+    aipc = [str(ROOT / ".venv" / "bin" / "aipc"), "bench", "main-job", "--results", str(run / "main-job.json"),
+            "--docs", str(tmp_path / "docs")]  # fmt: skip
+    env = dict(os.environ, COLUMNS="200")
+    proc = subprocess.run(aipc, cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert f"{run / 'phi3-mini-shaped' / 'config.json'} is missing" in " ".join(proc.stderr.split())
+    assert "--model" in proc.stderr and not (tmp_path / "docs").exists()
+
+    model = run / "phi3-mini-shaped"
+    model.mkdir()
+    published = json.loads((ROOT / "pipeline" / "data" / "published" / "phi-3-mini-4k.json").read_text())
+    (model / "config.json").write_text(json.dumps(published["config"]))
+    proc = subprocess.run([*aipc, "--model", str(model)], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    page = (tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "Reproduce with `aipc bench main-job`." in page and str(tmp_path) not in page
+    rendered = json.loads((tmp_path / "docs" / "benchmarks.json").read_text())["main_job"]["stages"]
+    # the committed run's plan, predicted again by the same plan code: the same figures
+    assert [s["predicted_ram_bytes"] for s in rendered] == [s["predicted_ram_bytes"] for s in saved["stages"]]
