@@ -355,7 +355,8 @@ def bench_main_job(
         from pipeline.bench.render import write_main_job
         from pipeline.bench.run import run_main_job_bench
 
-        command = "aipc bench main-job" + (f" --model {model_dir}" if model_dir else "")
+        # the page says how to reproduce the run; a re-render's --model is where this copy's model is, not that
+        command = "aipc bench main-job" + (f" --model {model_dir}" if model_dir and not results_path else "")
         if results_path:
             if not Path(results_path).is_file():
                 from pipeline.errors import PipelineError
@@ -374,7 +375,6 @@ def bench_main_job(
                     f"--results: the plan needs the run's model and {model / 'config.json'} is missing",
                     fix="pass --model with the Phi-3-mini-shaped folder the run used (kept with --keep)",
                 )
-            command = "aipc bench main-job"  # the page says how to reproduce the run, not where this copy's model is
             raw = full_size_params(yaml.safe_load(Path("params.yaml").read_text()), model)
             ws = Path(results_path).parent / "project"
             results = repredict(saved, raw, model, ws if ws.is_dir() else Path("."))

@@ -27,8 +27,8 @@ use_portable_cpu_math()
 # Two xdist workers share the 2 cores, each with PyTorch's 2 OpenMP threads: by default an OpenMP thread that
 # waits spins on its core, taking it from the other worker. Measured on the 2-core Xeon (2026-12-06), the
 # embedded model's training twice at once: 403 s each spinning, 146 s each with passive waiting (alone: 77 s
-# spinning, 89 s passive); the same weights (sha256) either way — how a thread waits does not change what it computes. Read
-# by libgomp when PyTorch loads it, and inherited by every stage the tests start.
+# spinning, 89 s passive); the same weights (sha256) either way — how a thread waits does not change what it
+# computes. Read by libgomp when PyTorch loads it, and inherited by every stage the tests start.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -116,8 +116,8 @@ def estimate(settings: Settings, weights: int) -> Estimate:
     if settings.low_memory:
         # Phi-3-mini, the stage's build alone (2026-12-06, GNU time, the builder's child): 5.26 / 4.40 GiB with the
         # vectorised k-quant writing its slices into place (pipeline.ort_builder.kquant); the original k-quant
-        # sliced, same session: 6.34 GiB for ort-cpu-int4 (the main job's run 5, process tree: 6.23 / 5.35 GiB; run 4, the
-        # builder's own RTN at block 32: 5.10 / 2.69 GiB)
+        # sliced, same session: 6.34 GiB for ort-cpu-int4 (the main job's run 5, process tree: 6.23 / 5.35 GiB;
+        # run 4, the builder's own RTN at block 32: 5.10 / 2.69 GiB)
         ram = 0.66 if io32 else 0.54
     else:
         ram = 3.1 if io32 else 2.4
