@@ -14,7 +14,9 @@ chunk can switch LongRoPE's factors: optimum-intel's IR picks them per pass from
 so a long-factor run scored in chunks would put short-factor keys in the cache (caught by
 ``test_long_context``). Such a run is one pass. (Dropping the KV state for that pass, with
 ``stateful_to_stateless_transformation``, was tried: the CPU plugin then held the FP16 weights in f32,
-14 GiB at the first token.)
+14 GiB at the first token.) On the CPU with the f32 KV cache validation pins, the chunks go through the IR
+turned into a PagedAttention model (``ov_paged``: the stateful IR sends every chunk after the first through
+its one-token kernel, 2x slower over 4097 tokens); elsewhere through the IR's own state.
 
 The runtime reads every weight from the mapped ``openvino_model.bin`` once, at the first inference, and
 repacks it; the mapped file pages are given back then (``mapped_pages``), or a Phi-3-mini FP16 IR would
@@ -36,7 +38,9 @@ from typing import Any
 import numpy as np
 
 from pipeline.mapped_pages import ReleasingPages
+from pipeline.runners import ov_paged
 from pipeline.runners.base import DeviceChoice, DeviceUnavailable, Generation
+from pipeline.runners.ov_paged import PagedScorer
 from pipeline.targets.base import ModelDims
 
 log = logging.getLogger(__name__)
@@ -160,9 +164,23 @@ class OpenVINOGenAIRunner:
         runtime's own output buffer, valid until the next chunk is asked for: copy what you keep."""
         if self._request is None:
             self._request = self._scoring_request()
+        chunk = PREFILL_CHUNK if self._chunking_is_exact(len(ids)) else len(ids)
+        pieces = (
+            self._request.chunks(ids, chunk) if isinstance(self._request, PagedScorer) else self._stateful(ids, chunk)
+        )
+        if self.first_inference:
+            with ReleasingPages(self.model_dir):
+                first = next(pieces, None)
+            self.first_inference = False
+            if first is None:
+                return
+            yield first
+        yield from pieces
+
+    def _stateful(self, ids: list[int], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+        """The stateful IR through its KV-cache state (devices and caches ``ov_paged`` does not lay out)."""
         req = self._request
         req.reset_state()
-        chunk = PREFILL_CHUNK if self._chunking_is_exact(len(ids)) else len(ids)
         try:
             for start in range(0, len(ids), chunk):
                 end = min(len(ids), start + chunk)
@@ -172,13 +190,7 @@ class OpenVINOGenAIRunner:
                     "position_ids": np.arange(start, end, dtype=np.int64)[None],
                     "beam_idx": np.zeros(1, dtype=np.int32),
                 }
-                if self.first_inference:
-                    with ReleasingPages(self.model_dir):
-                        logits = req.infer(inputs, share_outputs=True)["logits"][0]
-                    self.first_inference = False
-                else:
-                    logits = req.infer(inputs, share_outputs=True)["logits"][0]
-                yield start, logits
+                yield start, req.infer(inputs, share_outputs=True)["logits"][0]
         finally:
             req.reset_state()  # the KV cache of a 4k sequence is GBs: not kept between calls
 
@@ -200,7 +212,20 @@ class OpenVINOGenAIRunner:
         del self.pipe
         self.pipe = None
         gc.collect()
-        compiled = ov.Core().compile_model(self.model_dir / "openvino_model.xml", self.choice.device, self.properties)
+        xml = self.model_dir / "openvino_model.xml"
+        scorer = None
+        if ov_paged.usable(self.choice.device, self.properties):
+            try:
+                scorer = ov_paged.PagedScorer(xml, self.choice.device, self.properties)
+            except ov_paged.NoCacheLayout as e:
+                log.info("%s: scored through the IR's own state", e)
+        if scorer is not None:
+            self.choice.details["scoring_attention"] = f"PagedAttention, {PREFILL_CHUNK}-token chunks"
+            self.effective = read_back(scorer.compiled)
+            self.first_inference = True
+            return scorer
+        compiled = ov.Core().compile_model(xml, self.choice.device, self.properties)
+        self.choice.details["scoring_attention"] = f"stateful SDPA, {PREFILL_CHUNK}-token chunks"
         self.effective = read_back(compiled)
         self.first_inference = True
         return compiled.create_infer_request()
