@@ -8,7 +8,8 @@ tokens took 25.0 s in 512-token chunks (1.5 s for the first, 5.0 s for the eight
 The same IR turned into a PagedAttention model (OpenVINO's own transformation, the one openvino-genai applies
 for its default CPU backend, i.e. the attention a deployment's ``LLMPipeline`` runs) takes chunks with a past
 through the kernel written for chunked prefill: 12.7 s for the same 4097 tokens, each chunk as cheap as the
-first, and logits within 1.2e-5 of one stateful pass (2048 tokens).
+first, and logits within 1.2e-5 of one stateful pass (2048 tokens). At Phi-3-mini size (FP16 IR, through the
+runner): 146 s instead of 368 s for 4097 tokens, peak RSS 10.54 instead of 10.89 GiB.
 
 The transformation only rewires attention: weights, precisions and the rotary code are the IR's. The block
 cache is allocated here, in the layout the CPU plugin compiles for an f32 cache ([blocks, KV heads, 32 tokens,
