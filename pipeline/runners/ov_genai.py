@@ -99,6 +99,32 @@ def read_back(compiled: Any) -> dict[str, str]:
     return out
 
 
+class StatefulScorer:
+    """The stateful IR scored through its own KV-cache state (devices and caches ``ov_paged`` does not lay out)."""
+
+    ATTENTION = "stateful SDPA"
+
+    def __init__(self, compiled: Any):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+
+    def chunks(self, ids: list[int], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+        req = self.request
+        req.reset_state()
+        try:
+            for start in range(0, len(ids), chunk):
+                end = min(len(ids), start + chunk)
+                inputs = {
+                    "input_ids": np.array([ids[start:end]], dtype=np.int64),
+                    "attention_mask": np.ones((1, end), dtype=np.int64),  # the cached prefix + this chunk
+                    "position_ids": np.arange(start, end, dtype=np.int64)[None],
+                    "beam_idx": np.zeros(1, dtype=np.int32),
+                }
+                yield start, req.infer(inputs, share_outputs=True)["logits"][0]
+        finally:
+            req.reset_state()  # the KV cache of a 4k sequence is GBs: not kept between calls
+
+
 class OpenVINOGenAIRunner:
     def __init__(self, model_dir: Path, choice: DeviceChoice, properties: dict[str, Any]):
         import openvino_genai as ov_genai
@@ -165,9 +191,7 @@ class OpenVINOGenAIRunner:
         if self._request is None:
             self._request = self._scoring_request()
         chunk = PREFILL_CHUNK if self._chunking_is_exact(len(ids)) else len(ids)
-        pieces = (
-            self._request.chunks(ids, chunk) if isinstance(self._request, PagedScorer) else self._stateful(ids, chunk)
-        )
+        pieces = self._request.chunks(ids, chunk)
         if self.first_inference:
             with ReleasingPages(self.model_dir):
                 first = next(pieces, None)
@@ -176,23 +200,6 @@ class OpenVINOGenAIRunner:
                 return
             yield first
         yield from pieces
-
-    def _stateful(self, ids: list[int], chunk: int) -> Iterator[tuple[int, np.ndarray]]:
-        """The stateful IR through its KV-cache state (devices and caches ``ov_paged`` does not lay out)."""
-        req = self._request
-        req.reset_state()
-        try:
-            for start in range(0, len(ids), chunk):
-                end = min(len(ids), start + chunk)
-                inputs = {
-                    "input_ids": np.array([ids[start:end]], dtype=np.int64),
-                    "attention_mask": np.ones((1, end), dtype=np.int64),  # the cached prefix + this chunk
-                    "position_ids": np.arange(start, end, dtype=np.int64)[None],
-                    "beam_idx": np.zeros(1, dtype=np.int32),
-                }
-                yield start, req.infer(inputs, share_outputs=True)["logits"][0]
-        finally:
-            req.reset_state()  # the KV cache of a 4k sequence is GBs: not kept between calls
 
     def _chunking_is_exact(self, length: int) -> bool:
         """True when scoring ``length`` tokens chunk by chunk computes what one pass computes: no LongRoPE
@@ -213,22 +220,18 @@ class OpenVINOGenAIRunner:
         self.pipe = None
         gc.collect()
         xml = self.model_dir / "openvino_model.xml"
-        scorer = None
+        scorer: PagedScorer | StatefulScorer | None = None
         if ov_paged.usable(self.choice.device, self.properties):
             try:
-                scorer = ov_paged.PagedScorer(xml, self.choice.device, self.properties)
+                scorer = PagedScorer(xml, self.choice.device, self.properties)
             except ov_paged.NoCacheLayout as e:
                 log.info("%s: scored through the IR's own state", e)
-        if scorer is not None:
-            self.choice.details["scoring_attention"] = f"PagedAttention, {PREFILL_CHUNK}-token chunks"
-            self.effective = read_back(scorer.compiled)
-            self.first_inference = True
-            return scorer
-        compiled = ov.Core().compile_model(xml, self.choice.device, self.properties)
-        self.choice.details["scoring_attention"] = f"stateful SDPA, {PREFILL_CHUNK}-token chunks"
-        self.effective = read_back(compiled)
+        if scorer is None:
+            scorer = StatefulScorer(ov.Core().compile_model(xml, self.choice.device, self.properties))
+        self.choice.details["scoring_attention"] = f"{scorer.ATTENTION}, {PREFILL_CHUNK}-token chunks"
+        self.effective = read_back(scorer.compiled)
         self.first_inference = True
-        return compiled.create_infer_request()
+        return scorer
 
     def close(self) -> None:
         self.pipe = None

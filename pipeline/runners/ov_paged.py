@@ -18,14 +18,11 @@ head size]); other devices and quantized caches (whose blocks carry their scales
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 
 class NoCacheLayout(ValueError):
@@ -54,6 +51,8 @@ def usable(device: str, properties: dict[str, Any]) -> bool:
 
 class PagedScorer:
     """One compiled PagedAttention model; ``chunks(ids, chunk)`` scores a sequence with a fresh cache."""
+
+    ATTENTION = "PagedAttention"
 
     def __init__(self, xml: Path, device: str, properties: dict[str, Any]):
         import openvino as ov
