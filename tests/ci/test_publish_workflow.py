@@ -4,6 +4,13 @@ Each job runs in its own fresh clone; all they share is a local DVC remote (stan
 repository variable DVC_REMOTE_URL), a folder standing in for the artifact store, and a fake Hub on loopback
 for the upload. The Windows (DirectML) and self-hosted NPU jobs cannot run here and are left out; the
 Linux jobs run as written. What each job ran is read from DVC's own output.
+
+The workflow has two paths and both are taken in one simulation. The origin commits the lock of the session's
+built project (as a developer commits the lock of their own `dvc repro`), and the remote starts with what that
+build pushed for four of the five targets' stages: their legs pull those outputs and run nothing of their own
+(the path of a run after an earlier one, or after the developer's push), which also proves that prepare's fresh
+IR and reference are the built project's bytes (else the targets' inputs changed and DVC would run them).
+Prepare, the ov-fp16 leg and publish find nothing on the remote for their stages and run them (the first run).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 from tests.support.actions import Workflow, clean_env, runs_on_linux
@@ -23,24 +31,46 @@ from tests.test_dvc_source import VENV_BIN, dvc, project_copy
 WORKFLOW = ROOT / ".github/workflows/publish.yml"
 # check-params runs in every job: params.yaml is checked before any stage output is touched
 SHARED = {"check-params", "source", "ov-ir", "reference"}
+FIRST_RUN_LEG = "ov-fp16"  # the leg whose stages nothing on the remote holds: it builds, validates, packages
+LEG_STAGES = ("build", "validate", "package")
 
 
-def origin_repo(dest: Path) -> Path:
-    """The project as it would be pushed: a git repository with one commit of the working tree."""
+def origin_repo(dest: Path, lock: Path | None = None) -> Path:
+    """The project as it would be pushed: a git repository with one commit of the working tree (with ``lock``
+    as its dvc.lock when given)."""
     project_copy(dest)
+    if lock is not None:
+        shutil.copy2(lock, dest / "dvc.lock")
     git = ["git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid"]
     subprocess.run([*git, "add", "-A"], cwd=dest, check=True, capture_output=True)
     subprocess.run([*git, "commit", "-qm", "release"], cwd=dest, check=True)
     return dest
 
 
+def push_earlier_build(built: Path, remote: Path, stages: list[str]) -> None:
+    """``stages``' outputs and run-cache, pushed to ``remote`` from a copy of the built project as a leg's
+    ``dvc push --run-cache <stages>`` pushes them (a copy: the built project's own remote stays as it is)."""
+    seed = remote.parent / "earlier-build"
+    shutil.copytree(built, seed, symlinks=True, ignore=lambda d, names: ["tmp"] if d.endswith(".dvc") else [])
+    assert dvc(["remote", "add", "-d", "-f", "storage", str(remote)], seed).returncode == 0
+    pushed = dvc(["push", "--run-cache", *stages], seed)
+    assert pushed.returncode == 0, pushed.stdout[-2000:] + pushed.stderr[-2000:]
+    shutil.rmtree(seed)
+
+
+def seeded_targets(params) -> list[str]:
+    return [t for t, x in params.targets.items() if x.enabled and t != FIRST_RUN_LEG]
+
+
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory, embedded_dir):  # embedded_dir: the source stage's build cache is warm
+def simulated(tmp_path_factory, repro_project, default_params):
     tmp = tmp_path_factory.mktemp("workflow")
-    origin = origin_repo(tmp / "origin")
+    origin = origin_repo(tmp / "origin", lock=repro_project / "dvc.lock")
     remote, store, work = tmp / "s3", tmp / "artifact-store", tmp / "jobs"
     for d in (remote, store, work):
         d.mkdir()
+    seeded = seeded_targets(default_params)
+    push_earlier_build(repro_project, remote, [f"{s}@{t}" for t in seeded for s in LEG_STAGES])
     with FakeHub(write_tokens={"hf_write"}) as hub:
         env = clean_env() | {"HF_ENDPOINT": hub.url, "HF_HUB_DISABLE_XET": "1", "HF_HOME": str(tmp / "hf")}
         wf = Workflow(
@@ -70,15 +100,30 @@ def test_prepare_builds_the_shared_stages_once(simulated, default_params):
     assert json.loads(prepare.outputs["targets"]) == [t for t, x in default_params.targets.items() if x.enabled]
 
 
+def lock_outs(lock: Path, stage: str) -> list[dict]:
+    return yaml.safe_load(lock.read_text())["stages"][stage]["outs"]
+
+
 def test_each_target_job_runs_only_its_own_stages(simulated, default_params):
     """Each job fetches the source again (an uncached output: users' folders are hard-linked, never copied into
-    DVC's cache) and restores the IR and the reference from the remote: neither is rebuilt."""
+    DVC's cache) and restores the IR and the reference from the remote: neither is rebuilt. The first-run leg
+    runs its own three stages; the others run none: their inputs (prepare's IR and reference among them) are the
+    earlier build's very bytes, so the outputs its lock names, pulled from the remote, are up to date."""
     jobs = simulated["runs"]["build"]
     enabled = [t for t, x in default_params.targets.items() if x.enabled]
-    assert len(jobs) == len(enabled) == 5
+    seeded = seeded_targets(default_params)
+    assert len(jobs) == len(enabled) == 5 and len(seeded) == 4
     for job, target in zip(jobs, enabled, strict=True):
-        want = ["check-params", "source", f"build@{target}", f"validate@{target}", f"package@{target}"]
-        assert sorted(job.stages_run()) == sorted(want), f"{target}:\n{job.log[-3000:]}"
+        own = [f"{s}@{target}" for s in LEG_STAGES]
+        ran = job.stages_run()
+        if target in seeded:
+            assert sorted(ran) == ["check-params", "source"], f"{target}:\n{job.log[-3000:]}"
+            for stage in own:
+                origin = lock_outs(simulated["origin"] / "dvc.lock", stage)
+                assert lock_outs(job.folder / "dvc.lock", stage) == origin, stage
+                assert (job.folder / origin[0]["path"]).is_dir(), stage  # checked out, not only listed
+        else:
+            assert sorted(ran) == sorted(["check-params", "source", *own]), f"{target}:\n{job.log[-3000:]}"
 
 
 def test_publish_renders_the_report_and_publishes_every_validated_package(simulated, default_params):
