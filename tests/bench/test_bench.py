@@ -69,6 +69,30 @@ def test_build_reading_only_when_the_goal_is_missed():
     assert render.build_reading(dict(missed, ratio=0.5), {"logical_cpus": 2}) == []
 
 
+def test_an_anchor_that_did_not_finish_is_shown_and_not_counted():
+    """The stock ORT builder's k-quant at Phi-3-mini size was killed by the kernel at 22.9 GiB (24 GiB machine):
+    its wall time is only a lower bound and it left nothing to hash, so it must not enter the ratio."""
+    results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    full = render.summarize(results)
+    gone = next(r for r in full["rows"] if r["target"] == "ort-cpu-int4")
+    gone_anchor_s, gone_project_s = gone["anchor"]["wall_s"], gone["project"]["wall_s"]
+    for s in results["steps"]:
+        if (s["kind"], s["name"]) == ("anchor", "ort-cpu-int4"):
+            s.update(returncode=-9, wall_s=2274.0, peak_rss_bytes=int(22.9 * GiB), weights_sha256={})
+    cut = render.summarize(results)
+    assert [r["target"] for r in cut["not_compared"]] == ["ort-cpu-int4"]
+    assert "ort-cpu-int4" not in [r["target"] for r in cut["rows"]] and len(cut["rows"]) == len(full["rows"]) - 1
+    assert cut["anchor_wall_s"] == pytest.approx(full["anchor_wall_s"] - gone_anchor_s)
+    assert cut["project_wall_s"] == pytest.approx(full["project_wall_s"] - gone_project_s)
+    tools = {b["tool"]: b for b in cut["by_tool"]}
+    assert set(tools) == {"optimum-cli", "onnxruntime-genai builder"}
+    assert sum(b["anchor_wall_s"] for b in cut["by_tool"]) == cut["anchor_wall_s"]
+    md = " ".join(render.markdown(results, "aipc bench").split())
+    assert "| ort-cpu-int4 | killed (signal 9) after 2274 s |" in md and "| not compared | – |" in md
+    assert "Not compared: ort-cpu-int4, its anchor did not finish (killed by signal 9, at 22.9 GiB" in md
+    assert f"**{len(cut['rows'])} targets compared:" in md
+
+
 def test_resource_check_refuses_before_work(tmp_path):
     from pipeline.errors import ResourceError
 
