@@ -73,6 +73,9 @@ def test_an_anchor_that_did_not_finish_is_shown_and_not_counted():
     """The stock ORT builder's k-quant at Phi-3-mini size was killed by the kernel at 22.9 GiB (24 GiB machine):
     its wall time is only a lower bound and it left nothing to hash, so it must not enter the ratio."""
     results = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    steps = {(s["kind"], s["name"]): s for s in results["steps"]}
+    project = steps[("project", "build@ort-cpu-int4")]  # first a finished anchor, as a bigger machine has it
+    steps[("anchor", "ort-cpu-int4")].update(returncode=0, wall_s=900.0, weights_sha256=project["weights_sha256"])
     full = render.summarize(results)
     gone = next(r for r in full["rows"] if r["target"] == "ort-cpu-int4")
     gone_anchor_s, gone_project_s = gone["anchor"]["wall_s"], gone["project"]["wall_s"]
