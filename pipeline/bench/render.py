@@ -19,6 +19,11 @@ def _tool(anchor: dict[str, Any]) -> str:
     return "optimum-cli" if any(str(c).endswith("optimum-cli") for c in anchor["cmd"]) else "onnxruntime-genai builder"
 
 
+def ended(returncode: int) -> str:
+    """How a step that did not finish ended, for its table cell (a negative return code is the signal)."""
+    return f"killed (signal {-returncode})" if returncode < 0 else f"failed (exit {returncode})"
+
+
 def summarize(results: dict[str, Any]) -> dict[str, Any]:
     """Each anchor beside the project's step. Only pairs where both ran to the end are compared: an anchor
     killed part-way (the stock ORT builder's k-quant at Phi-3-mini size does not fit in 24 GiB) has no output
@@ -142,6 +147,7 @@ def markdown(results: dict[str, Any], command: str, goals: Goals = GOALS) -> str
         build_reading=build_reading(s, results["machine"], goals),
         decode_reading=decode_reading(results, goals) if "decode" in results else [],
         mj=main_job_view(results["main_job"]) if "main_job" in results else None,
+        ended=ended,
         GiB=GiB,
         GB=1e9,
     )
